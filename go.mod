@@ -1,0 +1,3 @@
+module github.com/hwe-run/hwe
+
+go 1.26
