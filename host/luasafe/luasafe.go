@@ -1,0 +1,151 @@
+// Package luasafe builds gopher-lua states with a restricted standard library,
+// used both to evaluate workflow files and to run Lua steps.
+//
+// What is left out, and why: io, package/require, debug and the os functions
+// other than time/clock/date reach the host; load/loadstring/dofile/loadfile
+// compile code that escapes the step's environment; collectgarbage,
+// getfenv/setfenv and newproxy let code reach other functions' environments or
+// the collector. string.rep is capped because it multiplies memory in one call.
+package luasafe
+
+import (
+	"fmt"
+
+	lua "github.com/yuin/gopher-lua"
+)
+
+// MaxStringBytes caps the result of memory-multiplying string functions.
+const MaxStringBytes = 16 << 20
+
+// removedBase are base-library globals a sandboxed state must not have.
+var removedBase = []string{
+	"dofile", "loadfile", "load", "loadstring", "require", "module",
+	"collectgarbage", "getfenv", "setfenv", "newproxy", "_printregs",
+}
+
+// LibraryNames are the library tables a sandboxed state exposes.
+var LibraryNames = []string{"string", "table", "math", "os"}
+
+// NewState returns a state with only the safe libraries open. Call stack and
+// registry are bounded so runaway recursion fails with an error instead of
+// exhausting memory.
+func NewState() *lua.LState {
+	L := lua.NewState(lua.Options{
+		SkipOpenLibs:        true,
+		CallStackSize:       200,
+		RegistrySize:        1024,
+		RegistryMaxSize:     256 * 1024,
+		RegistryGrowStep:    1024,
+		IncludeGoStackTrace: false,
+	})
+	for _, lib := range []struct {
+		name string
+		open lua.LGFunction
+	}{
+		{lua.BaseLibName, lua.OpenBase},
+		{lua.TabLibName, lua.OpenTable},
+		{lua.StringLibName, lua.OpenString},
+		{lua.MathLibName, lua.OpenMath},
+		{lua.OsLibName, lua.OpenOs},
+	} {
+		L.Push(L.NewFunction(lib.open))
+		L.Push(lua.LString(lib.name))
+		L.Call(1, 0)
+	}
+	globals := L.G.Global
+	for _, name := range removedBase {
+		globals.RawSetString(name, lua.LNil)
+	}
+	// os: only the clock and calendar functions.
+	os := L.NewTable()
+	if full, ok := globals.RawGetString("os").(*lua.LTable); ok {
+		for _, name := range []string{"time", "clock", "date", "difftime"} {
+			os.RawSetString(name, full.RawGetString(name))
+		}
+	}
+	globals.RawSetString("os", os)
+
+	str := globals.RawGetString("string").(*lua.LTable)
+	str.RawSetString("rep", L.NewFunction(safeRep))
+	str.RawSetString("dump", lua.LNil)
+	// Lua 5.4 names that workflows written for the reference use.
+	tbl := globals.RawGetString("table").(*lua.LTable)
+	if tbl.RawGetString("unpack") == lua.LNil {
+		tbl.RawSetString("unpack", globals.RawGetString("unpack"))
+	}
+	// The string metatable's __index is the shared string table; hide the
+	// metatable so step code cannot reach and modify it through getmetatable("").
+	if mt, ok := L.GetMetatable(lua.LString("")).(*lua.LTable); ok {
+		mt.RawSetString("__metatable", lua.LFalse)
+	}
+	return L
+}
+
+// safeRep is string.rep with a cap on the result size.
+func safeRep(L *lua.LState) int {
+	s := L.CheckString(1)
+	n := L.CheckInt(2)
+	sep := L.OptString(3, "")
+	if n <= 0 {
+		L.Push(lua.LString(""))
+		return 1
+	}
+	size := int64(len(s))*int64(n) + int64(len(sep))*int64(n-1)
+	if size > MaxStringBytes {
+		L.RaiseError("string.rep: result of %d bytes exceeds the %d byte limit", size, MaxStringBytes)
+		return 0
+	}
+	out := make([]byte, 0, size)
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			out = append(out, sep...)
+		}
+		out = append(out, s...)
+	}
+	L.Push(lua.LString(out))
+	return 1
+}
+
+// NewEnv returns a fresh global environment for one step: the base functions
+// plus shallow copies of the library tables, so a step that redefines
+// string.upper or a global changes only its own copy.
+func NewEnv(L *lua.LState) *lua.LTable {
+	env := L.CreateTable(0, 48)
+	L.G.Global.ForEach(func(k, v lua.LValue) {
+		if t, ok := v.(*lua.LTable); ok && isLibrary(k) {
+			cp := L.CreateTable(0, t.Len()+8)
+			t.ForEach(func(k2, v2 lua.LValue) { cp.RawSet(k2, v2) })
+			env.RawSet(k, cp)
+			return
+		}
+		env.RawSet(k, v)
+	})
+	env.RawSetString("_G", env)
+	return env
+}
+
+func isLibrary(k lua.LValue) bool {
+	s, ok := k.(lua.LString)
+	if !ok {
+		return false
+	}
+	for _, name := range LibraryNames {
+		if string(s) == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Protect runs f and turns a panic inside gopher-lua (its own error handler
+// can panic on deep vararg recursion) into an error. After such a panic the
+// state must be thrown away: broken reports that.
+func Protect(f func() error) (err error, broken bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("lua VM failure: %v", r)
+			broken = true
+		}
+	}()
+	return f(), false
+}
