@@ -384,6 +384,9 @@ func FoldSteps(plan []PlannedStep, events []Event) []Step {
 			st.Error = ev.Error
 			st.Attempts = max(st.Attempts, ev.Attempt)
 		case EventStepFinished:
+			if ev.Attempt == 0 && ev.Status == StatusSucceeded && st.Status == StatusSucceeded {
+				continue // a resumed attempt reusing this step's stored output
+			}
 			st.Status = ev.Status
 			st.Error = ev.Error
 			st.DurationMS = ev.DurationMS
