@@ -29,6 +29,9 @@ type LoadOptions struct {
 	// checks pass (a wasm module exists and exports its function, ...).
 	// Each message returned is reported at the step's line.
 	CheckStep func(s *Step, w *Workflow) []string
+	// Dir is the workflow's folder when it is not the folder of the file
+	// name as given (a relative name read from another working directory).
+	Dir string
 }
 
 // LoadFile reads and validates a workflow file. When the file is invalid the
@@ -90,7 +93,9 @@ func (l *loader) load() *Workflow {
 		return nil
 	}
 	w := &Workflow{File: l.file, Source: l.src, FailFast: true}
-	if l.file != "" {
+	if l.opts.Dir != "" {
+		w.Dir = l.opts.Dir
+	} else if l.file != "" {
 		if abs, err := filepath.Abs(l.file); err == nil {
 			w.Dir = filepath.Dir(abs)
 		}
