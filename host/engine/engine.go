@@ -39,6 +39,7 @@ type run struct {
 	steps      []stepState
 	dependents [][]int
 	waiting    []int // unfinished dependencies per step
+	cancelled  bool  // the run's context was cancelled: unstarted steps become cancelled, not skipped
 }
 
 type stepState struct {
@@ -158,6 +159,7 @@ func (r *run) schedule(ctx context.Context) string {
 		select {
 		case c := <-done:
 			running--
+			r.cancelled = ctx.Err() != nil
 			r.finish(c, ready)
 			if c.status == StatusFailed {
 				if firstErr == "" {
@@ -169,6 +171,7 @@ func (r *run) schedule(ctx context.Context) string {
 				}
 			}
 		case <-ctx.Done():
+			r.cancelled = true
 			if !stopping {
 				stopping = true
 				r.cancelRunning()
@@ -244,8 +247,12 @@ func (r *run) skipDependents(i int) {
 		if r.steps[d].status != StatusPending {
 			continue
 		}
-		r.steps[d].status = StatusSkipped
-		r.emit(Event{Type: EventStepFinished, Step: r.wf.Steps[d].Name, Status: StatusSkipped,
+		status := StatusSkipped
+		if r.cancelled {
+			status = StatusCancelled
+		}
+		r.steps[d].status = status
+		r.emit(Event{Type: EventStepFinished, Step: r.wf.Steps[d].Name, Status: status,
 			Error: fmt.Sprintf("skipped: dependency '%s' did not succeed", r.wf.Steps[i].Name)})
 		r.steps[d].err = fmt.Sprintf("dependency '%s' did not succeed", r.wf.Steps[i].Name)
 		r.skipDependents(d)
