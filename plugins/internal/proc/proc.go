@@ -1,0 +1,158 @@
+// Package proc is the one place where the python, node and shell runners
+// start operating-system processes. Every process is started through a
+// SpawnFunc (so a sandbox can wrap the launch), in its own process group (so
+// the whole tree a step started can be killed at once), with an environment
+// built from nothing rather than inherited from hwe.
+package proc
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/hwe-run/hwe/host/api"
+)
+
+// DefaultPATH is the PATH steps see unless a runner is configured otherwise.
+// It is fixed rather than copied from hwe's own environment, so a developer's
+// shims and tool folders do not change what a step runs.
+const DefaultPATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// SpawnInfo says what a process is for, so a SpawnFunc can choose how to
+// confine it.
+type SpawnInfo struct {
+	Runner  string    // "python", "javascript", "shell"
+	Tenant  string    // the tenant whose steps the process serves
+	Grant   api.Grant // the grant every step it runs was given
+	Purpose string    // PurposeWorker or PurposeStep
+}
+
+// Purposes of a spawned process.
+const (
+	PurposeWorker = "worker" // a warm interpreter that runs many steps of one tenant and grant
+	PurposeStep   = "step"   // a process that runs exactly one step
+)
+
+// SpawnFunc starts cmd. cmd arrives fully prepared: Path, Args, Env, Dir,
+// stdio, ExtraFiles and SysProcAttr (own process group, killed if hwe dies).
+// A sandbox may rewrite the command (wrap it in a helper, add namespaces), but
+// it must keep the process in its own process group, because the runners
+// stop a step by killing that group. It must not wait for the process.
+type SpawnFunc func(cmd *exec.Cmd, info SpawnInfo) error
+
+// StartDirect is the default SpawnFunc: it starts cmd as it is.
+func StartDirect(cmd *exec.Cmd, _ SpawnInfo) error { return cmd.Start() }
+
+// Start prepares cmd's process attributes and starts it through spawn (nil
+// means StartDirect).
+func Start(spawn SpawnFunc, cmd *exec.Cmd, info SpawnInfo) error {
+	if spawn == nil {
+		spawn = StartDirect
+	}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
+	// If hwe (or the plugin process) dies, its interpreters die with it.
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	return spawn(cmd, info)
+}
+
+// KillGroup kills the process group led by cmd's process: the interpreter
+// and everything the step started from it. It is safe to call more than once
+// and after the process has exited.
+func KillGroup(cmd *exec.Cmd) {
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	pid := cmd.Process.Pid
+	if pid <= 0 {
+		return
+	}
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	_ = cmd.Process.Kill()
+}
+
+// Env builds a step's environment from nothing: PATH, HOME (the step's
+// scratch folder), LANG=C.UTF-8, then the step's own variables (which may
+// override the first three), then extra (set last, e.g. INPUT_* variables).
+// The result is sorted so it is the same for the same inputs.
+func Env(path, home string, stepEnv map[string]string, extra map[string]string) []string {
+	if path == "" {
+		path = DefaultPATH
+	}
+	vars := map[string]string{"PATH": path, "HOME": home, "LANG": "C.UTF-8"}
+	for k, v := range stepEnv {
+		vars[k] = v
+	}
+	for k, v := range extra {
+		vars[k] = v
+	}
+	out := make([]string, 0, len(vars))
+	for k, v := range vars {
+		if k == "" || strings.ContainsAny(k, "=\x00") || strings.Contains(v, "\x00") {
+			continue // not representable in an environment block
+		}
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// EnvMap is Env as a map, for runners that hand the environment to a warm
+// interpreter instead of to exec.
+func EnvMap(path, home string, stepEnv map[string]string) map[string]string {
+	m := make(map[string]string)
+	for _, kv := range Env(path, home, stepEnv, nil) {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = v
+	}
+	return m
+}
+
+// StepDir returns the folder a step runs in: req.TempDir when the engine gave
+// one, otherwise a fresh private folder under root (os.TempDir() if empty)
+// that cleanup removes.
+func StepDir(root string, req *api.StepRequest) (dir string, cleanup func(), err error) {
+	if req.TempDir != "" {
+		return req.TempDir, func() {}, nil
+	}
+	if root == "" {
+		root = os.TempDir()
+	}
+	dir, err = os.MkdirTemp(root, "hwe-step-")
+	if err != nil {
+		return "", nil, fmt.Errorf("create step folder: %w", err)
+	}
+	return dir, func() { _ = os.RemoveAll(dir) }, nil
+}
+
+// ExitReason describes how a process ended, as in "signal: killed" or
+// "exit status 1".
+func ExitReason(state *os.ProcessState, waitErr error) string {
+	if state != nil {
+		return state.String()
+	}
+	if waitErr != nil {
+		return waitErr.Error()
+	}
+	return "unknown"
+}
+
+// Profile is the part of a grant that is fixed when a process starts (what
+// a sandbox confines it to), as a string. Warm workers are keyed by it: a
+// worker only runs steps whose grant has the same profile. Env, secrets and
+// KV are checked per call by the host, so they do not split workers.
+func Profile(g api.Grant) string {
+	b, err := api.MarshalCanonical(api.Grant{
+		Net: g.Net, FSRead: g.FSRead, FSWrite: g.FSWrite,
+		Memory: g.Memory, CPU: g.CPU, Processes: g.Processes,
+	})
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}

@@ -1,0 +1,283 @@
+// Package python runs Python steps on warm interpreter workers.
+//
+// A step's code runs in fresh globals (one dict used as globals and locals,
+// so top-level imports and helpers are visible inside run), then run() is
+// called with no argument for a root step and run(inputs) otherwise. The
+// return value goes through json.dumps; a dump that is not strict JSON (NaN,
+// Infinity) becomes a JSON string, exactly as the reference does. Exceptions
+// become step errors like "ZeroDivisionError: division by zero" with the
+// line in the workflow file.
+//
+// Workers are kept per tenant and grant (see plugins/internal/warm), never
+// shared across tenants, and start with an empty environment.
+package python
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hwe-run/hwe/host/api"
+	"github.com/hwe-run/hwe/plugins/internal/proc"
+	"github.com/hwe-run/hwe/plugins/internal/warm"
+)
+
+// Version is reported by `hwe plugins list`.
+const Version = "1.0.0"
+
+//go:embed worker.py
+var workerScript string
+
+// Options configure a Runner. The zero value is ready to use.
+type Options struct {
+	// Interpreter is the python3 to run. "" means /usr/bin/python3 if it
+	// exists, else python3 on PATH. Either way it is resolved once, through
+	// sys.executable, to the real binary, so a pyenv-style shim (which adds
+	// ~100 ms per start) is never in the path of a step.
+	Interpreter string
+
+	// PoolSize is how many workers one tenant keeps alive; 0 = number of
+	// CPUs (at least 2). Spares is how many unused workers are kept started
+	// ahead of need (0 = 1, negative = none). IdleTimeout ends idle workers
+	// (0 = 5 minutes).
+	PoolSize    int
+	Spares      int
+	IdleTimeout time.Duration
+
+	// Spawn starts every worker process; nil starts it directly. This is
+	// the hook an OS sandbox wraps.
+	Spawn proc.SpawnFunc
+
+	// PATH is the PATH steps see; "" = proc.DefaultPATH.
+	PATH string
+
+	// ScratchDir is where a step's private folder is made when the engine
+	// gives none; "" = the system temp folder.
+	ScratchDir string
+}
+
+// Runner runs Python steps. It implements api.Runner, api.StepChecker and
+// api.Closer, and is safe for concurrent use.
+type Runner struct {
+	opts Options
+	pool *warm.Pool
+
+	resolveOnce sync.Once
+	interpreter string // the real binary
+	version     string // e.g. "3.11.2"
+	resolveErr  error
+}
+
+// New returns a Python runner. Nothing starts until the first step.
+func New(opts Options) *Runner {
+	r := &Runner{opts: opts}
+	r.pool = warm.NewPool(warm.Config{
+		Runner:      api.LangPython,
+		NewCmd:      r.workerCmd,
+		Spawn:       opts.Spawn,
+		MaxWorkers:  opts.PoolSize,
+		Spares:      opts.Spares,
+		IdleTimeout: opts.IdleTimeout,
+	})
+	return r
+}
+
+// Info implements api.Runner.
+func (r *Runner) Info() api.RunnerInfo {
+	v := Version
+	if err := r.resolve(); err == nil {
+		v += " (Python " + r.version + ")"
+	}
+	return api.RunnerInfo{Name: "python", Languages: []string{api.LangPython}, Version: v, Kind: "builtin"}
+}
+
+// Interpreter returns the resolved interpreter path.
+func (r *Runner) Interpreter() (string, error) {
+	if err := r.resolve(); err != nil {
+		return "", err
+	}
+	return r.interpreter, nil
+}
+
+// Close ends every worker.
+func (r *Runner) Close() error { return r.pool.Close() }
+
+// reply is what the worker sends back for one step.
+type reply struct {
+	OK      bool   `json:"ok"`
+	Dump    string `json:"dump"`    // json.dumps(result) on success
+	Message string `json:"message"` // on failure
+	Line    int    `json:"line"`    // workflow-file line (code line if CodeLine is 0)
+	Trace   string `json:"trace"`
+}
+
+// Run implements api.Runner.
+func (r *Runner) Run(ctx context.Context, req *api.StepRequest, host api.Host) (json.RawMessage, error) {
+	if err := r.resolve(); err != nil {
+		return nil, err
+	}
+	if host == nil {
+		host = api.NopHost{}
+	}
+	dir, cleanup, err := proc.StepDir(r.opts.ScratchDir, req)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+
+	request := map[string]any{
+		"step":       req.Step,
+		"code":       req.Code,
+		"filename":   codeFilename(req),
+		"line":       req.CodeLine,
+		"has_inputs": req.HasInputs(),
+		"inputs":     req.InputsJSON(),
+		"cwd":        dir,
+		"env":        proc.EnvMap(r.opts.PATH, dir, req.Env),
+	}
+	rep, err := r.exchange(ctx, req, request, host.Log)
+	if err != nil {
+		return nil, err
+	}
+	if !rep.OK {
+		return nil, stepError(req, rep)
+	}
+	return convertDump(rep.Dump)
+}
+
+// CheckStep implements api.StepChecker: it compiles the code without running
+// it, so a syntax error is reported before the workflow starts.
+func (r *Runner) CheckStep(ctx context.Context, req *api.StepRequest) []string {
+	if err := r.resolve(); err != nil {
+		return []string{err.Error()}
+	}
+	request := map[string]any{
+		"op":       "check",
+		"code":     req.Code,
+		"filename": codeFilename(req),
+		"line":     req.CodeLine,
+	}
+	rep, err := r.exchange(ctx, req, request, func(string, string) {})
+	if err != nil {
+		return []string{err.Error()}
+	}
+	if !rep.OK {
+		return []string{stepError(req, rep).Error()}
+	}
+	return nil
+}
+
+func (r *Runner) exchange(ctx context.Context, req *api.StepRequest, request map[string]any, log func(stream, line string)) (*reply, error) {
+	key := warm.Key{Tenant: req.Tenant, Profile: proc.Profile(req.Grant)}
+	info := proc.SpawnInfo{Runner: api.LangPython, Tenant: req.Tenant, Grant: req.Grant}
+	fresh := req.Isolation == "process"
+	w, err := r.pool.Acquire(ctx, key, info, fresh)
+	if err != nil {
+		return nil, err
+	}
+	raw, _, err := w.Exchange(ctx, request, log, false)
+	r.pool.Release(key, w, err == nil && !fresh)
+	if err != nil {
+		return nil, err
+	}
+	var rep reply
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		return nil, fmt.Errorf("runner python: bad reply from worker: %w", err)
+	}
+	return &rep, nil
+}
+
+// convertDump turns json.dumps output into the step's output: strict JSON
+// as is (canonical form), anything else (NaN, Infinity) as a JSON string of
+// the dump, as the reference does.
+func convertDump(dump string) (json.RawMessage, error) {
+	if out, err := api.Canonicalize([]byte(dump)); err == nil && strings.TrimSpace(dump) != "" {
+		return out, nil
+	}
+	return api.MarshalCanonical(dump)
+}
+
+func stepError(req *api.StepRequest, rep *reply) error {
+	e := &api.StepError{Message: rep.Message, Trace: rep.Trace}
+	if rep.Line > 0 && req.CodeLine > 0 && req.WorkflowFile != "" {
+		e.File, e.Line = req.WorkflowFile, rep.Line
+	}
+	return e
+}
+
+// codeFilename is the name tracebacks show for step code: the workflow file
+// (its lines are the file's lines, so tracebacks even quote the source), or
+// a readable stand-in.
+func codeFilename(req *api.StepRequest) string {
+	if req.WorkflowFile != "" && req.CodeLine > 0 {
+		return req.WorkflowFile
+	}
+	return "<step " + req.Step + ">"
+}
+
+func (r *Runner) workerCmd() (*exec.Cmd, error) {
+	if err := r.resolve(); err != nil {
+		return nil, err
+	}
+	cmd := &exec.Cmd{
+		Path: r.interpreter,
+		// -I: ignore PYTHON* variables and the user's site-packages, and
+		// keep the current folder off sys.path.
+		Args: []string{r.interpreter, "-I", "-c", workerScript},
+		Env:  proc.Env(r.opts.PATH, "/", nil, nil),
+		Dir:  "/",
+	}
+	return cmd, nil
+}
+
+// errNoPython is what a step gets when no interpreter can be found.
+var errNoPython = errors.New("Python 3 is not installed or not available in PATH. Please install python3 (or set the python interpreter option) to run Python steps.")
+
+// resolve finds the real interpreter once.
+func (r *Runner) resolve() error {
+	r.resolveOnce.Do(func() {
+		candidate := r.opts.Interpreter
+		if candidate == "" {
+			if isExecutable("/usr/bin/python3") {
+				candidate = "/usr/bin/python3"
+			} else if p, err := exec.LookPath("python3"); err == nil {
+				candidate = p
+			} else {
+				r.resolveErr = errNoPython
+				return
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		// This one command runs with hwe's environment: a shim needs it to
+		// find its interpreter. Steps never do.
+		out, err := exec.CommandContext(ctx, candidate, "-I", "-c",
+			"import sys; print(sys.executable); print(sys.version.split()[0]); print(sys.version_info[0])").Output()
+		if err != nil {
+			r.resolveErr = fmt.Errorf("runner python: cannot run %s: %w (%v)", candidate, err, errNoPython)
+			return
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if len(lines) != 3 || lines[2] != "3" {
+			r.resolveErr = fmt.Errorf("runner python: %s is not Python 3", candidate)
+			return
+		}
+		r.interpreter, r.version = strings.TrimSpace(lines[0]), strings.TrimSpace(lines[1])
+		if r.interpreter == "" || !isExecutable(r.interpreter) {
+			r.interpreter = candidate
+		}
+	})
+	return r.resolveErr
+}
+
+func isExecutable(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
+}

@@ -1,0 +1,153 @@
+# hwe python worker: runs steps sent by the host, one at a time, each in
+# fresh globals. Protocol (see plugins/internal/warm): requests arrive as JSON
+# lines on fd 3, replies leave as JSON lines on fd 4; fd 1 and fd 2 belong to
+# the steps. Started with -I, so PYTHON* variables and user site-packages
+# play no part.
+import builtins
+import json
+import os
+import sys
+import traceback
+
+# Modules the reference examples import, loaded once per worker so steps
+# importing them pay nothing.
+import random, re, time  # noqa: E401,F401
+
+# Move the protocol pipes off fd 3/4 onto descriptors that programs the step
+# starts do not inherit (os.dup makes non-inheritable descriptors).
+_requests = os.fdopen(os.dup(3), "rb")
+_replies = os.fdopen(os.dup(4), "wb")
+os.close(3)
+os.close(4)
+
+for _stream in (sys.stdout, sys.stderr):
+    # Line buffering: a step's prints reach its log as they happen.
+    _stream.reconfigure(encoding="utf-8", errors="backslashreplace", line_buffering=True)
+
+_base_path = list(sys.path)
+_idle_dir = os.getcwd()
+
+
+def _reply(obj):
+    _replies.write(json.dumps(obj).encode() + b"\n")
+    _replies.flush()
+
+
+def _error_reply(exc, filename, run_func):
+    """Describe exc the way the reference does ("ZeroDivisionError: division
+    by zero") plus the workflow-file line it happened at."""
+    name = type(exc).__qualname__
+    line = 0
+    trace_tb = None
+    if isinstance(exc, SyntaxError) and exc.filename == filename:
+        message = "%s: %s" % (name, exc.msg)
+        line = exc.lineno or 0
+        trace = "".join(traceback.format_exception_only(type(exc), exc))
+    else:
+        try:
+            text = str(exc)
+        except Exception:
+            text = "<exception str() failed>"
+        message = "%s: %s" % (name, text)
+        tb = exc.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == filename:
+                if trace_tb is None:
+                    trace_tb = tb
+                line = tb.tb_lineno  # the last frame in step code wins
+            tb = tb.tb_next
+        if line == 0 and run_func is not None:
+            # Raised by the call itself (wrong number of arguments): point
+            # at the def.
+            code = getattr(run_func, "__code__", None)
+            if code is not None and code.co_filename == filename:
+                line = code.co_firstlineno
+        trace = "".join(traceback.format_exception(type(exc), exc, trace_tb))
+    return {"ok": False, "message": message, "line": line, "trace": trace}
+
+
+def _run_step(req):
+    step = req["step"]
+    filename = req["filename"]
+    offset = req.get("line", 0)
+    inputs = req["inputs"] if req["has_inputs"] else {}
+    scope = {"__name__": "__main__", "__builtins__": builtins, "inputs": inputs}
+    run_func = None
+    try:
+        # Blank lines in front make line numbers those of the workflow file.
+        source = "\n" * (offset - 1) + req["code"] if offset > 1 else req["code"]
+        code = compile(source, filename, "exec", dont_inherit=True)
+        # One dict as globals and locals: top-level imports and helpers are
+        # visible inside run() (the reference hides them).
+        exec(code, scope)
+        if "run" not in scope:
+            return {"ok": False, "message": "No 'run' function found in step %s" % step, "line": 0}
+        run_func = scope["run"]
+        if not callable(run_func):
+            return {"ok": False, "message": "'run' is not callable in step %s" % step, "line": 0}
+        result = run_func(inputs) if req["has_inputs"] else run_func()
+        return {"ok": True, "dump": json.dumps(result)}
+    except BaseException as exc:  # noqa: B036 - SystemExit fails the step, not the worker
+        return _error_reply(exc, filename, run_func)
+
+
+def _check(req):
+    """Compile a step without running it (hwe validate)."""
+    filename = req["filename"]
+    offset = req.get("line", 0)
+    try:
+        source = "\n" * (offset - 1) + req["code"] if offset > 1 else req["code"]
+        compile(source, filename, "exec", dont_inherit=True)
+        return {"ok": True}
+    except BaseException as exc:  # noqa: B036
+        return _error_reply(exc, filename, None)
+
+
+def _finish_streams(sentinel):
+    # A step may have replaced or wrapped sys.stdout/sys.stderr.
+    for current, original in ((sys.stdout, sys.__stdout__), (sys.stderr, sys.__stderr__)):
+        try:
+            current.flush()
+        except Exception:
+            pass
+        try:
+            original.flush()
+        except Exception:
+            pass
+    sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+    mark = (sentinel + "\n").encode()
+    os.write(1, mark)
+    os.write(2, mark)
+
+
+def _serve():
+    _reply({"ready": True, "version": sys.version.split()[0]})
+    while True:
+        line = _requests.readline()
+        if not line:
+            return
+        req = json.loads(line)
+        if req.get("op") == "check":
+            reply = _check(req)
+            _finish_streams(req["sentinel"])
+            _reply(reply)
+            continue
+        try:
+            os.chdir(req["cwd"])
+            os.environ.clear()
+            os.environ.update(req["env"])
+            reply = _run_step(req)
+        except BaseException as exc:  # noqa: B036
+            reply = {"ok": False, "message": "step setup failed: %s: %s" % (type(exc).__name__, exc), "line": 0}
+        finally:
+            _finish_streams(req["sentinel"])
+            sys.path[:] = _base_path
+            sys.argv[:] = [""]
+            try:
+                os.chdir(_idle_dir)
+            except OSError:
+                pass
+        _reply(reply)
+
+
+_serve()
