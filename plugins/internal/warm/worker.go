@@ -63,9 +63,9 @@ type Worker struct {
 	startup bytes.Buffer // stderr printed before the worker was ready
 
 	// Pool bookkeeping (guarded by the pool's lock).
-	used      bool      // has run at least one step
+	used      bool        // has run at least one step
 	broken    atomic.Bool // must not run another step
-	idleSince time.Time // when it was last returned to the pool
+	idleSince time.Time   // when it was last returned to the pool
 }
 
 // stepOutput routes one step's stdout and stderr lines.
