@@ -49,7 +49,7 @@ const maxMessageBytes = 256 << 20
 // plugin process, GRPCClient in the host.
 type runnerPlugin struct {
 	goplugin.NetRPCUnsupportedPlugin
-	runner api.Runner    // plugin side only
+	runner api.Runner   // plugin side only
 	logger hclog.Logger // plugin side only
 }
 
