@@ -379,7 +379,7 @@ func TestCrashedPluginLeavesNoSockets(t *testing.T) {
 	first, exited := c.cur.dir, c.cur.proc.exited
 	c.mu.Unlock()
 	_ = syscall.Kill(pid, syscall.SIGKILL)
-	<-exited // the client has seen it die
+	<-exited                         // the client has seen it die
 	run(t, c, "echo", newFakeHost()) // relaunches, cleaning up after the dead one
 	if _, err := os.Stat(first); !os.IsNotExist(err) {
 		t.Errorf("dead plugin's socket folder %s left behind: %v", first, err)
