@@ -1,0 +1,96 @@
+package wasm
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/tetratelabs/wazero/experimental"
+)
+
+const pageSize = 64 << 10 // bytes in a WebAssembly memory page
+
+// pagesFor returns the number of whole pages that fit in limit bytes
+// (at least 1, at most the 4 GiB of a 32-bit memory).
+func pagesFor(limit int64) uint32 {
+	pages := limit / pageSize
+	switch {
+	case pages < 1:
+		return 1
+	case pages > 65536:
+		return 65536
+	}
+	return uint32(pages)
+}
+
+// memoryWatch backs every linear memory of one instance (the guest's and the
+// Extism kernel's) and notices when the guest asks for more than its cap.
+//
+// wazero refuses a memory.grow past the runtime's page limit before asking
+// the allocator, so the runtime's limit is set one page above the cap: the
+// allocator sees the first request past the cap, refuses it (memory.grow
+// returns -1 to the guest, as it would at the limit) and records that the
+// cap was hit, so a guest that then fails is reported as out of memory
+// rather than as a mysterious trap.
+type memoryWatch struct {
+	capBytes uint64
+	hit      atomic.Bool
+}
+
+func newMemoryWatch(pages uint32) *memoryWatch {
+	return &memoryWatch{capBytes: uint64(pages) * pageSize}
+}
+
+// context returns ctx carrying the allocator; wazero reads it when a module
+// is instantiated.
+func (w *memoryWatch) context(ctx context.Context) context.Context {
+	return experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(
+		func(_, _ uint64) experimental.LinearMemory { return &watchedMemory{watch: w} }))
+}
+
+func (w *memoryWatch) exceeded() bool { return w.hit.Load() }
+
+type watchedMemory struct {
+	watch *memoryWatch
+	buf   []byte
+}
+
+func (m *watchedMemory) Reallocate(size uint64) []byte {
+	if size > m.watch.capBytes {
+		m.watch.hit.Store(true)
+		if len(m.buf) == 0 {
+			// A module whose initial memory is already past the cap: wazero
+			// needs a buffer of the requested size here (it cannot fail
+			// instantiation from the allocator). It is at most one page over
+			// the cap; the instance is refused right after instantiation.
+			m.buf = make([]byte, size)
+			return m.buf
+		}
+		return nil
+	}
+	if size <= uint64(cap(m.buf)) {
+		m.buf = m.buf[:size]
+		return m.buf
+	}
+	// Grow with headroom so a guest growing page by page does not copy its
+	// whole memory each time; never reserve past the cap.
+	newCap := max(size, min(uint64(cap(m.buf))*5/4, m.watch.capBytes))
+	buf := make([]byte, size, newCap)
+	copy(buf, m.buf)
+	m.buf = buf
+	return m.buf
+}
+
+func (m *watchedMemory) Free() { m.buf = nil }
+
+func formatBytes(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
