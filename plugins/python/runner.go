@@ -175,15 +175,7 @@ func (r *Runner) CheckStep(ctx context.Context, req *api.StepRequest) []string {
 }
 
 func (r *Runner) exchange(ctx context.Context, req *api.StepRequest, request map[string]any, log func(stream, line string)) (*reply, error) {
-	key := warm.Key{Tenant: req.Tenant, Profile: proc.Profile(req.Grant)}
-	info := proc.SpawnInfo{Runner: api.LangPython, Tenant: req.Tenant, Grant: req.Grant}
-	fresh := req.Isolation == "process"
-	w, err := r.pool.Acquire(ctx, key, info, fresh)
-	if err != nil {
-		return nil, err
-	}
-	raw, _, err := w.Exchange(ctx, request, log, false)
-	r.pool.Release(key, w, err == nil && !fresh)
+	raw, _, err := r.pool.Do(ctx, req, request, log, false)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hwe-run/hwe/host/api"
 	"github.com/hwe-run/hwe/plugins/internal/proc"
 )
 
@@ -302,3 +303,24 @@ func (p *Pool) Close() error {
 	}
 	return nil
 }
+
+// Do runs one request for step req on a worker of req's tenant and grant: a
+// warm one, or a fresh one that is ended afterwards when req.Isolation is
+// "process". It returns the worker's reply line and, with captureStdout,
+// everything the step printed on stdout.
+func (p *Pool) Do(ctx context.Context, req *api.StepRequest, request map[string]any, log func(stream, line string), captureStdout bool) (reply []byte, stdout string, err error) {
+	key := Key{Tenant: req.Tenant, Profile: proc.Profile(req.Grant)}
+	info := proc.SpawnInfo{Runner: p.cfg.Runner, Tenant: req.Tenant, Grant: req.Grant}
+	fresh := req.Isolation == IsolationProcess
+	w, err := p.Acquire(ctx, key, info, fresh)
+	if err != nil {
+		return nil, "", err
+	}
+	reply, stdout, err = w.Exchange(ctx, request, log, captureStdout)
+	p.Release(key, w, err == nil && !fresh)
+	return reply, stdout, err
+}
+
+// IsolationProcess is the StepRequest.Isolation value that asks for a fresh
+// worker used for one step only.
+const IsolationProcess = "process"

@@ -1,0 +1,284 @@
+// Package node runs JavaScript steps on warm Node.js workers.
+//
+// The contract is the reference's: the step defines run(); it is called
+// with no argument for a root step and run(inputs) otherwise; `inputs`,
+// `outputResult` and `process` are in scope; a null/undefined result is {}, a
+// primitive p is {"value": p}; the output is then parsed from everything the
+// step printed plus the result line (see ParseOutput). Fixes over the
+// reference: an async run is awaited, inputs cannot inject code, what the
+// step prints reaches its log, and errors carry the workflow-file line.
+package node
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hwe-run/hwe/host/api"
+	"github.com/hwe-run/hwe/plugins/internal/proc"
+	"github.com/hwe-run/hwe/plugins/internal/warm"
+)
+
+// Version is reported by `hwe plugins list`.
+const Version = "1.0.0"
+
+//go:embed worker.js
+var workerScript string
+
+// Options configure a Runner. The zero value is ready to use.
+type Options struct {
+	// Interpreter is the node binary. "" means /usr/bin/node if it exists,
+	// else node on PATH; either way it is resolved once, through
+	// process.execPath, to the real binary.
+	Interpreter string
+
+	// PoolSize is how many workers one tenant keeps alive; 0 = number of
+	// CPUs (at least 2). Spares is how many unused workers are kept started
+	// ahead of need (0 = 1, negative = none). IdleTimeout ends idle workers
+	// (0 = 5 minutes).
+	PoolSize    int
+	Spares      int
+	IdleTimeout time.Duration
+
+	// Spawn starts every worker process; nil starts it directly. This is
+	// the hook an OS sandbox wraps.
+	Spawn proc.SpawnFunc
+
+	// PATH is the PATH steps see; "" = proc.DefaultPATH.
+	PATH string
+
+	// ScratchDir is where a step's private folder is made when the engine
+	// gives none; "" = the system temp folder.
+	ScratchDir string
+}
+
+// Runner runs JavaScript steps. It implements api.Runner, api.StepChecker
+// and api.Closer, and is safe for concurrent use.
+type Runner struct {
+	opts Options
+	pool *warm.Pool
+
+	resolveOnce sync.Once
+	interpreter string
+	version     string // e.g. "v20.20.2"
+	resolveErr  error
+}
+
+// New returns a JavaScript runner. Nothing starts until the first step.
+func New(opts Options) *Runner {
+	r := &Runner{opts: opts}
+	r.pool = warm.NewPool(warm.Config{
+		Runner:      "node",
+		NewCmd:      r.workerCmd,
+		Spawn:       opts.Spawn,
+		MaxWorkers:  opts.PoolSize,
+		Spares:      opts.Spares,
+		IdleTimeout: opts.IdleTimeout,
+	})
+	return r
+}
+
+// Info implements api.Runner.
+func (r *Runner) Info() api.RunnerInfo {
+	v := Version
+	if err := r.resolve(); err == nil {
+		v += " (Node.js " + r.version + ")"
+	}
+	return api.RunnerInfo{Name: "node", Languages: []string{api.LangJavaScript}, Version: v, Kind: "builtin"}
+}
+
+// Interpreter returns the resolved node binary.
+func (r *Runner) Interpreter() (string, error) {
+	if err := r.resolve(); err != nil {
+		return "", err
+	}
+	return r.interpreter, nil
+}
+
+// Close ends every worker.
+func (r *Runner) Close() error { return r.pool.Close() }
+
+// reply is what the worker sends back for one step.
+type reply struct {
+	OK         bool    `json:"ok"`
+	ResultLine *string `json:"result_line"` // what the reference's trailer prints; nil after process.exit(0)
+	Message    string  `json:"message"`     // on failure
+	Line       int     `json:"line"`        // on failure: where (workflow-file line if CodeLine is set)
+	Trace      string  `json:"trace"`
+}
+
+// Run implements api.Runner.
+func (r *Runner) Run(ctx context.Context, req *api.StepRequest, host api.Host) (json.RawMessage, error) {
+	if err := r.resolve(); err != nil {
+		return nil, err
+	}
+	if host == nil {
+		host = api.NopHost{}
+	}
+	dir, cleanup, err := proc.StepDir(r.opts.ScratchDir, req)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	request := map[string]any{
+		"step":       req.Step,
+		"code":       req.Code,
+		"filename":   codeFilename(req),
+		"line":       req.CodeLine,
+		"has_inputs": req.HasInputs(),
+		"inputs":     req.InputsJSON(),
+		"cwd":        dir,
+		"env":        proc.EnvMap(r.opts.PATH, dir, req.Env),
+	}
+	raw, stdout, err := r.pool.Do(ctx, req, request, host.Log, true)
+	if err != nil {
+		return nil, err
+	}
+	rep, err := decodeReply(raw)
+	if err != nil {
+		return nil, err
+	}
+	if !rep.OK {
+		return nil, stepError(req, rep)
+	}
+	if rep.ResultLine != nil {
+		// The reference prints the result after whatever the step printed.
+		stdout += *rep.ResultLine + "\n"
+	}
+	return ParseOutput(stdout)
+}
+
+// CheckStep implements api.StepChecker: it compiles the code without running
+// it.
+func (r *Runner) CheckStep(ctx context.Context, req *api.StepRequest) []string {
+	if err := r.resolve(); err != nil {
+		return []string{err.Error()}
+	}
+	request := map[string]any{"op": "check", "step": req.Step, "code": req.Code, "filename": codeFilename(req), "line": req.CodeLine}
+	raw, _, err := r.pool.Do(ctx, req, request, func(string, string) {}, false)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	rep, err := decodeReply(raw)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	if !rep.OK {
+		return []string{stepError(req, rep).Error()}
+	}
+	return nil
+}
+
+func decodeReply(raw []byte) (*reply, error) {
+	var rep reply
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		return nil, fmt.Errorf("runner node: bad reply from worker: %w", err)
+	}
+	return &rep, nil
+}
+
+func stepError(req *api.StepRequest, rep *reply) error {
+	e := &api.StepError{Message: rep.Message, Trace: rep.Trace}
+	if rep.Line > 0 && req.CodeLine > 0 && req.WorkflowFile != "" {
+		e.File, e.Line = req.WorkflowFile, rep.Line
+	}
+	return e
+}
+
+// ParseOutput applies the reference's rules to what a step printed (its
+// stdout with the result line last), trimmed:
+//  1. empty → {}
+//  2. the whole text is one JSON value → that value
+//  3. else the last line that is a JSON value
+//  4. if that is {} or nothing parsed → {"output": <text>, "raw": true}
+func ParseOutput(stdout string) (json.RawMessage, error) {
+	text := strings.TrimSpace(stdout)
+	if text == "" {
+		return json.RawMessage("{}"), nil
+	}
+	if v, err := api.Canonicalize([]byte(text)); err == nil {
+		return v, nil
+	}
+	lines := strings.Split(text, "\n")
+	var found json.RawMessage
+	for i := len(lines) - 1; i >= 0; i-- {
+		line := strings.TrimSpace(lines[i])
+		if line == "" {
+			continue
+		}
+		if v, err := api.Canonicalize([]byte(line)); err == nil {
+			found = v
+			break
+		}
+	}
+	if found == nil || string(found) == "{}" {
+		return api.MarshalCanonical(map[string]any{"output": text, "raw": true})
+	}
+	return found, nil
+}
+
+func codeFilename(req *api.StepRequest) string {
+	if req.WorkflowFile != "" && req.CodeLine > 0 {
+		return req.WorkflowFile
+	}
+	return "step " + req.Step
+}
+
+func (r *Runner) workerCmd() (*exec.Cmd, error) {
+	if err := r.resolve(); err != nil {
+		return nil, err
+	}
+	return &exec.Cmd{
+		Path: r.interpreter,
+		Args: []string{r.interpreter, "-e", workerScript},
+		Env:  proc.Env(r.opts.PATH, "/", nil, nil),
+		Dir:  "/",
+	}, nil
+}
+
+var errNoNode = errors.New("Node.js is not installed or not available in PATH. Please install Node.js to run JavaScript steps.")
+
+func (r *Runner) resolve() error {
+	r.resolveOnce.Do(func() {
+		candidate := r.opts.Interpreter
+		if candidate == "" {
+			if isExecutable("/usr/bin/node") {
+				candidate = "/usr/bin/node"
+			} else if p, err := exec.LookPath("node"); err == nil {
+				candidate = p
+			} else {
+				r.resolveErr = errNoNode
+				return
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, candidate, "-p", "process.execPath + '\\n' + process.version").Output()
+		if err != nil {
+			r.resolveErr = fmt.Errorf("runner node: cannot run %s: %w (%v)", candidate, err, errNoNode)
+			return
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if len(lines) != 2 {
+			r.resolveErr = fmt.Errorf("runner node: unexpected answer from %s: %q", candidate, out)
+			return
+		}
+		r.interpreter, r.version = strings.TrimSpace(lines[0]), strings.TrimSpace(lines[1])
+		if !isExecutable(r.interpreter) {
+			r.interpreter = candidate
+		}
+	})
+	return r.resolveErr
+}
+
+func isExecutable(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
+}

@@ -1,0 +1,241 @@
+// hwe node worker: runs JavaScript steps sent by the host, one at a time.
+// Protocol (see plugins/internal/warm): requests arrive as JSON lines on fd 3,
+// replies leave as JSON lines on fd 4; fd 1 and fd 2 belong to the steps.
+//
+// Each step's code is compiled as the body of a fresh function, the way Node
+// wraps a CommonJS module, so its top-level declarations (run, helpers) are
+// its own. The parameters are what the reference's generated file provided:
+// inputs, outputResult and process, plus require/module/exports. Globals a
+// step adds or replaces are put back afterwards, and timers it leaves
+// pending are cancelled.
+'use strict';
+
+const fs = require('fs');
+const net = require('net');
+const path = require('path');
+const vm = require('vm');
+const { createRequire } = require('module');
+
+const REPLY_FD = 4;
+
+function writeAllSync(fd, text) {
+  const buf = Buffer.from(text, 'utf8');
+  let off = 0;
+  while (off < buf.length) {
+    try {
+      off += fs.writeSync(fd, buf, off);
+    } catch (err) {
+      if (err.code !== 'EAGAIN') throw err;
+    }
+  }
+}
+
+function reply(obj) {
+  writeAllSync(REPLY_FD, JSON.stringify(obj) + '\n');
+}
+
+const PARAMS = ['exports', 'require', 'module', '__filename', '__dirname', 'inputs', 'outputResult', 'process'];
+
+const original = {
+  exit: process.exit,
+  stdoutWrite: process.stdout.write,
+  stderrWrite: process.stderr.write,
+  setTimeout: globalThis.setTimeout,
+  setInterval: globalThis.setInterval,
+  setImmediate: globalThis.setImmediate,
+  clearTimeout: globalThis.clearTimeout,
+  clearInterval: globalThis.clearInterval,
+  clearImmediate: globalThis.clearImmediate,
+};
+const idleDir = process.cwd();
+
+// Globals as they are before any step ran.
+const baseline = new Map();
+function snapshotGlobals() {
+  for (const key of Reflect.ownKeys(globalThis)) {
+    baseline.set(key, Object.getOwnPropertyDescriptor(globalThis, key));
+  }
+}
+
+function restoreGlobals() {
+  for (const key of Reflect.ownKeys(globalThis)) {
+    if (!baseline.has(key)) {
+      try { delete globalThis[key]; } catch (_) { /* non-configurable: leave it */ }
+    }
+  }
+  for (const [key, desc] of baseline) {
+    const now = Object.getOwnPropertyDescriptor(globalThis, key);
+    if (!now || now.value !== desc.value || now.get !== desc.get || now.set !== desc.set) {
+      try { Object.defineProperty(globalThis, key, desc); } catch (_) { /* frozen by the step */ }
+    }
+  }
+  process.exit = original.exit;
+  process.stdout.write = original.stdoutWrite;
+  process.stderr.write = original.stderrWrite;
+}
+
+// Timers a step starts are tracked so that those still pending when the step
+// is over can be cancelled.
+function trackTimers() {
+  const pending = [];
+  const wrap = (start, stop) => function (...args) {
+    const handle = start.apply(this, args);
+    pending.push(() => stop(handle));
+    return handle;
+  };
+  globalThis.setTimeout = wrap(original.setTimeout, original.clearTimeout);
+  globalThis.setInterval = wrap(original.setInterval, original.clearInterval);
+  globalThis.setImmediate = wrap(original.setImmediate, original.clearImmediate);
+  return () => { for (const stop of pending) stop(); };
+}
+
+class ExitCalled extends Error {
+  constructor(code) {
+    super('process.exit(' + code + ')');
+    this.code = code;
+  }
+}
+
+// The step that is running, so errors thrown outside its call stack (timers,
+// unhandled rejections, process.exit in a callback) fail it.
+let current = null;
+function failCurrent(err) {
+  if (current) current.fail(err);
+  else writeAllSync(2, 'hwe node worker: error outside a step: ' + describe(err) + '\n');
+}
+process.on('uncaughtException', failCurrent);
+process.on('unhandledRejection', failCurrent);
+
+function describe(err) {
+  if (err && typeof err === 'object' && 'message' in err) return String(err.message);
+  return String(err);
+}
+
+// stepLine finds the innermost frame of the step's own code in a stack.
+function stepLine(err, filename) {
+  const stack = err && typeof err === 'object' ? String(err.stack || '') : '';
+  const escaped = filename.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  if (err instanceof SyntaxError) {
+    const m = new RegExp('^' + escaped + ':(\\d+)').exec(stack);
+    if (m) return Number(m[1]);
+  }
+  const frame = new RegExp('[ (]' + escaped + ':(\\d+):\\d+\\)?$');
+  for (const line of stack.split('\n').slice(1)) {
+    const m = frame.exec(line);
+    if (m) return Number(m[1]);
+  }
+  return 0;
+}
+
+function errorReply(req, err) {
+  if (err instanceof ExitCalled) {
+    return { ok: false, message: "JavaScript step '" + req.step + "' failed: " + err.message, line: stepLine(err, req.filename) };
+  }
+  let message = describe(err);
+  if (err instanceof SyntaxError && req.compiling) message = 'SyntaxError: ' + message;
+  return {
+    ok: false,
+    message: 'Error in JavaScript step ' + req.step + ': ' + message,
+    line: stepLine(err, req.filename),
+    trace: err && typeof err === 'object' && err.stack ? String(err.stack) : '',
+  };
+}
+
+function compile(req) {
+  req.compiling = true;
+  const offset = req.line > 1 ? req.line - 1 : 0;
+  // The code is the function body; the line after it hands back `run`
+  // (declared by the code, or assigned as a global).
+  const body = req.code + "\n;return typeof run === 'undefined' ? undefined : run;";
+  const fn = vm.compileFunction(body, PARAMS, { filename: req.filename, lineOffset: offset });
+  req.compiling = false;
+  return fn;
+}
+
+async function runStep(req) {
+  process.chdir(req.cwd);
+  for (const key of Object.keys(process.env)) delete process.env[key];
+  Object.assign(process.env, req.env);
+
+  const cancelTimers = trackTimers();
+  let failed;
+  const failure = new Promise((_, reject) => { failed = reject; });
+  failure.catch(() => {});
+  current = { fail: failed };
+  process.exit = (code) => { throw new ExitCalled(code === undefined ? (process.exitCode || 0) : code); };
+  try {
+    const fn = compile(req);
+    const filename = path.join(req.cwd, 'step.js');
+    const mod = { exports: {}, filename, id: filename, loaded: false };
+    const inputs = req.inputs || {};
+    const outputResult = (result) => { console.log(JSON.stringify(result)); };
+    const run = fn.call(mod.exports, mod.exports, createRequire(filename), mod, filename, req.cwd, inputs, outputResult, process);
+
+    // The reference's trailer, with one fix: a promise is awaited.
+    if (typeof run !== 'function') throw new Error('No run function defined in step ' + req.step);
+    let result = await Promise.race([req.has_inputs ? run(inputs) : run(), failure]);
+    if (result === undefined || result === null) result = {};
+    const line = typeof result === 'object' ? JSON.stringify(result) : JSON.stringify({ value: result });
+    return { ok: true, result_line: line === undefined ? 'undefined' : line };
+  } catch (err) {
+    if (err instanceof ExitCalled && Number(err.code) === 0) {
+      return { ok: true }; // exited early: the result is what it printed
+    }
+    return errorReply(req, err);
+  } finally {
+    current = null;
+    cancelTimers();
+    restoreGlobals();
+  }
+}
+
+function checkStep(req) {
+  try {
+    compile(req);
+    return { ok: true };
+  } catch (err) {
+    return errorReply(req, err);
+  }
+}
+
+function endStreams(sentinel) {
+  const mark = sentinel + '\n';
+  return Promise.all([
+    new Promise((resolve) => original.stdoutWrite.call(process.stdout, mark, resolve)),
+    new Promise((resolve) => original.stderrWrite.call(process.stderr, mark, resolve)),
+  ]);
+}
+
+async function handle(line) {
+  const req = JSON.parse(line);
+  let result;
+  try {
+    result = req.op === 'check' ? checkStep(req) : await runStep(req);
+  } catch (err) {
+    result = { ok: false, message: 'step setup failed: ' + describe(err), line: 0 };
+  }
+  try { process.chdir(idleDir); } catch (_) { /* keep going */ }
+  await endStreams(req.sentinel);
+  reply(result);
+}
+
+function serve() {
+  const requests = new net.Socket({ fd: 3, readable: true, writable: false });
+  requests.setEncoding('utf8');
+  let buffered = '';
+  let queue = Promise.resolve();
+  requests.on('data', (chunk) => {
+    buffered += chunk;
+    let nl;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      queue = queue.then(() => handle(line));
+    }
+  });
+  requests.on('end', () => original.exit.call(process, 0));
+  snapshotGlobals();
+  reply({ ready: true, version: process.version });
+}
+
+serve();
