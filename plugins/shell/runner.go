@@ -1,0 +1,385 @@
+// Package shell runs shell steps (language shell, bash or sh) with bash, one
+// process per step (bash starts in about a millisecond, so there is no pool).
+//
+// The contract is the reference's: the code runs under `set -e`; each
+// dependency's output is in INPUT_<DEP> as compact JSON and `parse_input
+// <dep>` prints it; a `run` function, if the code defines one, is called
+// after the top level; the step's output is the first stdout line that is a
+// JSON object on its own, otherwise {"exit_code":0,"stderr":…,"stdout":…}.
+//
+// Fixes over the reference: inputs travel as real environment variables, so
+// a `'` in the data cannot break or inject into the script; a dependency
+// name that is not a shell identifier (my-step) becomes INPUT_MY_STEP instead
+// of failing, and parse_input maps names the same way; parse_input prints
+// the value exactly (no word splitting or globbing); stdin is /dev/null; the
+// step's output goes to its log; a failure reports its workflow-file line;
+// nothing from hwe's environment reaches the step.
+package shell
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hwe-run/hwe/host/api"
+	"github.com/hwe-run/hwe/plugins/internal/proc"
+)
+
+// Version is reported by `hwe plugins list`.
+const Version = "1.0.0"
+
+// Options configure a Runner. The zero value is ready to use.
+type Options struct {
+	// Bash is the bash binary; "" = /bin/bash, /usr/bin/bash, or bash on PATH.
+	Bash string
+
+	// Spawn starts every step process; nil starts it directly. This is the
+	// hook an OS sandbox wraps.
+	Spawn proc.SpawnFunc
+
+	// PATH is the PATH steps see; "" = proc.DefaultPATH.
+	PATH string
+
+	// ScratchDir is where a step's private folder is made when the engine
+	// gives none; "" = the system temp folder.
+	ScratchDir string
+}
+
+// Runner runs shell steps. It implements api.Runner, api.StepChecker and
+// api.Closer, and is safe for concurrent use.
+type Runner struct {
+	opts Options
+
+	resolveOnce sync.Once
+	bash        string
+	version     string
+	resolveErr  error
+}
+
+// New returns a shell runner.
+func New(opts Options) *Runner { return &Runner{opts: opts} }
+
+// Info implements api.Runner.
+func (r *Runner) Info() api.RunnerInfo {
+	v := Version
+	if err := r.resolve(); err == nil && r.version != "" {
+		v += " (bash " + r.version + ")"
+	}
+	return api.RunnerInfo{Name: "shell", Languages: []string{api.LangShell}, Version: v, Kind: "builtin"}
+}
+
+// Close implements api.Closer. Shell steps hold nothing between steps.
+func (r *Runner) Close() error { return nil }
+
+// lineFD is the descriptor the ERR trap reports failing line numbers on.
+// 3–9 are the descriptors scripts use for themselves; 9 is the least used.
+const lineFD = 9
+
+// errTrap is put in front of the code's first line (so line numbers do not
+// move): it reports the line of every failing command on lineFD. With -E it
+// also fires inside functions such as run.
+const errTrap = `trap '{ printf "%s\n" "$LINENO" >&9; } 2>/dev/null' ERR; `
+
+// trailer calls run if the code defined it, as the reference does.
+const trailer = "\nif declare -f run > /dev/null; then\n  run\nfi\n"
+
+// parseInput is the reference's helper, exported to bash as a function
+// through the environment. It maps a step name to its variable the same way
+// inputVar does and prints the value exactly as stored.
+const parseInput = `() {  local v="INPUT_${1^^}"; v="${v//[^A-Z0-9_]/_}"; printf '%s\n' "${!v}"; }`
+
+// Run implements api.Runner.
+func (r *Runner) Run(ctx context.Context, req *api.StepRequest, host api.Host) (json.RawMessage, error) {
+	if err := r.resolve(); err != nil {
+		return nil, err
+	}
+	if host == nil {
+		host = api.NopHost{}
+	}
+	dir, cleanup, err := proc.StepDir(r.opts.ScratchDir, req)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+
+	res, err := r.execute(ctx, req, dir, host.Log)
+	if err != nil {
+		return nil, err
+	}
+	if res.state.Success() {
+		return ParseOutput(res.stdout, res.stderr)
+	}
+	if ws, ok := res.state.Sys().(interface{ Signaled() bool }); ok && ws.Signaled() {
+		return nil, &api.RunnerExitedError{Runner: "shell", Reason: res.state.String()}
+	}
+	msg := strings.TrimRight(res.stderr, "\n")
+	if strings.TrimSpace(msg) == "" {
+		msg = res.state.String()
+	}
+	e := &api.StepError{Message: fmt.Sprintf("Shell script failed in step '%s': %s", req.Step, msg)}
+	if line := failingLine(req.Step, res); line > 0 && req.CodeLine > 0 && req.WorkflowFile != "" {
+		e.File, e.Line = req.WorkflowFile, req.CodeLine+line-1
+	}
+	return nil, e
+}
+
+// CheckStep implements api.StepChecker: bash -n parses the code without
+// running it.
+func (r *Runner) CheckStep(ctx context.Context, req *api.StepRequest) []string {
+	if err := r.resolve(); err != nil {
+		return []string{err.Error()}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, r.bash, "-n", "-c", req.Code+trailer, req.Step)
+	cmd.Env = proc.Env(r.opts.PATH, "/", nil, nil)
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		return nil
+	}
+	msg := strings.TrimSpace(string(out))
+	if msg == "" {
+		msg = err.Error()
+	}
+	e := &api.StepError{Message: "Shell syntax error in step '" + req.Step + "': " + msg}
+	if line := bashErrorLine(req.Step, msg); line > 0 && req.CodeLine > 0 && req.WorkflowFile != "" {
+		e.File, e.Line = req.WorkflowFile, req.CodeLine+line-1
+	}
+	return []string{e.Error()}
+}
+
+type result struct {
+	state          *os.ProcessState
+	stdout, stderr string
+	trapLines      []int // lines the ERR trap reported, in order
+}
+
+func (r *Runner) execute(ctx context.Context, req *api.StepRequest, dir string, log func(stream, line string)) (*result, error) {
+	env := proc.Env(r.opts.PATH, dir, req.Env, inputVars(req))
+	cmd := &exec.Cmd{
+		Path: r.bash,
+		// -e: the reference's `set -e`. -E: the ERR trap reaches functions.
+		// The argument after the script is $0 (the reference's was a temp
+		// file path), which bash also puts in front of its error messages.
+		Args: []string{r.bash, "-E", "-e", "-c", errTrap + req.Code + trailer, req.Step},
+		Env:  env,
+		Dir:  dir,
+	}
+
+	var pipes []*os.File
+	newPipe := func() (*os.File, *os.File, error) {
+		rd, wr, err := os.Pipe()
+		if err == nil {
+			pipes = append(pipes, rd, wr)
+		}
+		return rd, wr, err
+	}
+	defer func() {
+		for _, f := range pipes {
+			_ = f.Close()
+		}
+	}()
+	outR, outW, err := newPipe()
+	if err != nil {
+		return nil, err
+	}
+	errR, errW, err := newPipe()
+	if err != nil {
+		return nil, err
+	}
+	lineR, lineW, err := newPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = outW, errW
+	cmd.ExtraFiles = make([]*os.File, lineFD-2) // fd 3..8 closed, fd 9 = line reports
+	cmd.ExtraFiles[lineFD-3] = lineW
+
+	info := proc.SpawnInfo{Runner: "shell", Tenant: req.Tenant, Grant: req.Grant, Purpose: proc.PurposeStep}
+	if err := proc.Start(r.opts.Spawn, cmd, info); err != nil {
+		return nil, fmt.Errorf("runner shell: start bash: %w", err)
+	}
+	_ = outW.Close()
+	_ = errW.Close()
+	_ = lineW.Close()
+
+	res := &result{}
+	var stdout, stderr proc.Capture
+	var lines []int
+	var readers sync.WaitGroup
+	readers.Add(3)
+	go func() {
+		defer readers.Done()
+		proc.ReadLines(outR, func(line string, complete bool) {
+			stdout.Add(line, complete)
+			log("stdout", line)
+		})
+	}()
+	go func() {
+		defer readers.Done()
+		proc.ReadLines(errR, func(line string, complete bool) {
+			stderr.Add(line, complete)
+			log("stderr", line)
+		})
+	}()
+	go func() {
+		defer readers.Done()
+		proc.ReadLines(lineR, func(line string, _ bool) {
+			if n, err := strconv.Atoi(strings.TrimSpace(line)); err == nil && len(lines) < 10000 {
+				lines = append(lines, n)
+			}
+		})
+	}()
+
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	var stopped error
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		proc.KillGroup(cmd)
+		<-waited
+		stopped = fmt.Errorf("shell step stopped: %w", ctx.Err())
+	}
+	// Whatever the step left running in the background ends with it.
+	proc.KillGroup(cmd)
+	readersDone := make(chan struct{})
+	go func() { readers.Wait(); close(readersDone) }()
+	select {
+	case <-readersDone:
+	case <-time.After(time.Second):
+		// Something outside the process group still holds the pipes.
+		_ = outR.Close()
+		_ = errR.Close()
+		_ = lineR.Close()
+		<-readersDone
+	}
+	if stopped != nil {
+		return nil, stopped
+	}
+	res.state = cmd.ProcessState
+	res.stdout, res.stderr, res.trapLines = stdout.String(), stderr.String(), lines
+	return res, nil
+}
+
+// inputVars returns INPUT_<DEP> for every input, plus parse_input. Names are
+// mapped by inputVar; when two names map to the same variable, the one that
+// sorts last wins.
+func inputVars(req *api.StepRequest) map[string]string {
+	vars := map[string]string{"BASH_FUNC_parse_input%%": parseInput}
+	names := make([]string, 0, len(req.Inputs))
+	for name := range req.Inputs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		vars[inputVar(name)] = compact(req.Inputs[name])
+	}
+	return vars
+}
+
+// inputVar is the variable holding dependency name's output: INPUT_ plus the
+// name upper-cased, with every character that cannot appear in a shell
+// variable name replaced by "_" (the reference used the name as is, so
+// "my-step" broke the script).
+func inputVar(name string) string {
+	var b strings.Builder
+	b.WriteString("INPUT_")
+	for _, c := range strings.ToUpper(name) {
+		if c == '_' || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') {
+			b.WriteRune(c)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}
+
+// compact returns the JSON document without insignificant whitespace, as
+// the reference's scripts (which grep for "key":value) expect.
+func compact(doc json.RawMessage) string {
+	if out, err := api.Canonicalize(doc); err == nil {
+		return string(out)
+	}
+	return string(doc)
+}
+
+// ParseOutput applies the reference's rule to a successful step: the first
+// line of trimmed stdout that, trimmed, starts with "{", ends with "}" and
+// is JSON; otherwise {"exit_code":0,"stderr":…,"stdout":…} with both
+// streams trimmed.
+func ParseOutput(stdout, stderr string) (json.RawMessage, error) {
+	text := strings.TrimSpace(stdout)
+	for _, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "{") && strings.HasSuffix(line, "}") {
+			if v, err := api.Canonicalize([]byte(line)); err == nil {
+				return v, nil
+			}
+		}
+	}
+	return api.MarshalCanonical(map[string]any{
+		"exit_code": 0,
+		"stderr":    strings.TrimSpace(stderr),
+		"stdout":    text,
+	})
+}
+
+// failingLine is the code line a failed step stopped at: the last line the
+// ERR trap reported, else the line of bash's own last error message.
+func failingLine(step string, res *result) int {
+	if n := len(res.trapLines); n > 0 {
+		return res.trapLines[n-1]
+	}
+	return bashErrorLine(step, res.stderr)
+}
+
+// bashErrorLine finds "<$0>: line N:" (or "<$0>: -c: line N:") in bash's
+// messages and returns the last N.
+func bashErrorLine(step, stderr string) int {
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(step) + `: (?:-c: )?line (\d+): `)
+	m := re.FindAllStringSubmatch(stderr, -1)
+	if len(m) == 0 {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[len(m)-1][1])
+	return n
+}
+
+func (r *Runner) resolve() error {
+	r.resolveOnce.Do(func() {
+		candidate := r.opts.Bash
+		if candidate == "" {
+			for _, p := range []string{"/bin/bash", "/usr/bin/bash"} {
+				if st, err := os.Stat(p); err == nil && !st.IsDir() {
+					candidate = p
+					break
+				}
+			}
+		}
+		if candidate == "" {
+			p, err := exec.LookPath("bash")
+			if err != nil {
+				r.resolveErr = fmt.Errorf("bash is not installed or not available in PATH. Please install bash to run shell steps")
+				return
+			}
+			candidate = p
+		}
+		r.bash = candidate
+		out, err := exec.Command(candidate, "-c", `printf '%s' "$BASH_VERSION"`).Output()
+		if err != nil {
+			r.resolveErr = fmt.Errorf("runner shell: cannot run %s: %w", candidate, err)
+			return
+		}
+		r.version = string(out)
+	})
+	return r.resolveErr
+}
