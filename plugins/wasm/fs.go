@@ -276,10 +276,10 @@ func utimes(fi fs.FileInfo, atim, mtim int64) (time.Time, time.Time) {
 // rootFile is a file opened through a rootFS.
 type rootFile struct {
 	experimentalsys.UnimplementedFile
-	file   *os.File
-	fs     *rootFS
-	name   string
-	flag   int // os.OpenFile flags it was opened with
+	file *os.File
+	fs   *rootFS
+	name string
+	flag int // os.OpenFile flags it was opened with
 }
 
 func (f *rootFile) stat() (sys.Stat_t, experimentalsys.Errno) {

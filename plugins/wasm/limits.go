@@ -23,15 +23,16 @@ func pagesFor(limit int64) uint32 {
 	return uint32(pages)
 }
 
-// memoryWatch backs every linear memory of one instance (the guest's and the
-// Extism kernel's) and notices when the guest asks for more than its cap.
+// memoryWatch enforces the memory cap of one instance and notices when the
+// guest hits it. It backs every linear memory of the instance (the guest's
+// and the Extism kernel's): a memory.grow past the cap is refused (the
+// guest sees -1, as at any limit) and recorded, so a guest that then fails
+// is reported as out of memory rather than as a mysterious trap.
 //
-// wazero refuses a memory.grow past the runtime's page limit before asking
-// the allocator, so the runtime's limit is set one page above the cap: the
-// allocator sees the first request past the cap, refuses it (memory.grow
-// returns -1 to the guest, as it would at the limit) and records that the
-// cap was hit, so a guest that then fails is reported as out of memory
-// rather than as a mysterious trap.
+// The cap is enforced here rather than with wazero's runtime-wide page
+// limit because wazero refuses grows past its limit before asking the
+// allocator (a failed grow would go unnoticed), and because a per-instance
+// cap lets one compiled module serve steps with different caps.
 type memoryWatch struct {
 	capBytes uint64
 	hit      atomic.Bool
@@ -59,10 +60,11 @@ func (m *watchedMemory) Reallocate(size uint64) []byte {
 	if size > m.watch.capBytes {
 		m.watch.hit.Store(true)
 		if len(m.buf) == 0 {
-			// A module whose initial memory is already past the cap: wazero
-			// needs a buffer of the requested size here (it cannot fail
-			// instantiation from the allocator). It is at most one page over
-			// the cap; the instance is refused right after instantiation.
+			// An initial memory already past the cap: wazero cannot fail an
+			// instantiation from here and needs the buffer. hwe checks
+			// guest modules' initial memory before instantiating them, so
+			// this is only Extism's kernel (1 MiB) under a smaller cap;
+			// the instance is refused right after instantiation.
 			m.buf = make([]byte, size)
 			return m.buf
 		}

@@ -19,15 +19,12 @@ import (
 	"github.com/hwe-run/hwe/host/api"
 )
 
-// A module is compiled once per (content hash, memory cap) and kept, so a
-// step pays for compilation only the first time a module is seen by this
-// process, and only a disk-cache load the first time after that in any
-// process. The memory cap is part of the key because wazero enforces page
-// limits per runtime.
-type moduleKey struct {
-	hash  [32]byte
-	pages uint32
-}
+// A module is compiled once per content hash and kept, so a step pays for
+// compilation only the first time a module is seen by this process, and
+// only a disk-cache load the first time after that in any process. Memory
+// caps are per instance (see memoryWatch), so one compiled module serves
+// steps with any cap.
+type moduleKey [32]byte
 
 // module is one compiled module. Fields below ready are set once, before
 // ready is closed; refs, lastUse and evicted are guarded by Runner.mu.
@@ -82,7 +79,7 @@ func stampOf(fi fs.FileInfo) fileStamp {
 
 type hashedFile struct {
 	stamp fileStamp
-	hash  [32]byte
+	hash  moduleKey
 }
 
 // resolveModule finds a step's module file: an absolute path as is, a
@@ -116,10 +113,10 @@ func (r *Runner) resolveModule(req *api.StepRequest) (string, fs.FileInfo, error
 }
 
 // acquireModule returns the compiled module for the file at path (as found
-// by resolveModule) under a memory cap of pages, compiling it if needed.
+// by resolveModule), compiling it if needed.
 // Concurrent steps asking for the same module wait for one compilation.
 // The caller must releaseModule it.
-func (r *Runner) acquireModule(ctx context.Context, path string, fi fs.FileInfo, pages uint32, written string) (*module, error) {
+func (r *Runner) acquireModule(ctx context.Context, path string, fi fs.FileInfo, written string) (*module, error) {
 	stamp := stampOf(fi)
 	r.mu.Lock()
 	if r.closed {
@@ -127,7 +124,7 @@ func (r *Runner) acquireModule(ctx context.Context, path string, fi fs.FileInfo,
 		return nil, errors.New("wasm runner is closed")
 	}
 	if hf, ok := r.hashes[path]; ok && hf.stamp == stamp {
-		if m, ok := r.modules[moduleKey{hf.hash, pages}]; ok {
+		if m, ok := r.modules[hf.hash]; ok {
 			m.refs++
 			r.mu.Unlock()
 			return r.awaitModule(m)
@@ -139,14 +136,14 @@ func (r *Runner) acquireModule(ctx context.Context, path string, fi fs.FileInfo,
 	if err != nil {
 		return nil, &api.StepError{Message: fmt.Sprintf("Failed to load WASM module '%s': %v", written, err)}
 	}
-	key := moduleKey{sha256.Sum256(data), pages}
+	key := moduleKey(sha256.Sum256(data))
 
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
 		return nil, errors.New("wasm runner is closed")
 	}
-	r.hashes[path] = hashedFile{stamp: stamp, hash: key.hash}
+	r.hashes[path] = hashedFile{stamp: stamp, hash: key}
 	if m, ok := r.modules[key]; ok {
 		m.refs++
 		r.mu.Unlock()
@@ -234,7 +231,7 @@ func (r *Runner) compile(ctx context.Context, m *module, data []byte, written st
 	m.info = info
 	m.conv = detectConvention(info)
 	if m.conv == conventionReference {
-		rt, err := r.plainRuntime(ctx, m.key.pages)
+		rt, err := r.plainRuntime(ctx)
 		if err != nil {
 			return err
 		}
@@ -252,7 +249,7 @@ func (r *Runner) compile(ctx context.Context, m *module, data []byte, written st
 			AllowedHosts: nil,
 		},
 		extism.PluginConfig{
-			RuntimeConfig: r.runtimeConfig(m.key.pages),
+			RuntimeConfig: r.runtimeConfig(),
 			EnableWasi:    true,
 		},
 		extismHostFunctions())
@@ -263,32 +260,30 @@ func (r *Runner) compile(ctx context.Context, m *module, data []byte, written st
 	return nil
 }
 
-// runtimeConfig is the wazero configuration every runtime shares:
-// the compilation cache, cancellation when a call's context ends (without
+// runtimeConfig is the wazero configuration every runtime shares: the
+// compilation cache, and cancellation when a call's context ends (without
 // it a spinning guest ignores its deadline and stalls the whole process at
-// the next garbage collection), and the memory cap.
-func (r *Runner) runtimeConfig(pages uint32) wazero.RuntimeConfig {
+// the next garbage collection). Memory caps are per instance: memoryWatch.
+func (r *Runner) runtimeConfig() wazero.RuntimeConfig {
 	return wazero.NewRuntimeConfig().
 		WithCompilationCache(r.cache).
-		WithCloseOnContextDone(true).
-		// One page above the cap: see memoryWatch.
-		WithMemoryLimitPages(min(pages+1, 65536))
+		WithCloseOnContextDone(true)
 }
 
-// plainRuntime returns the shared runtime for reference-convention modules
-// under a memory cap; it provides WASI (with nothing granted) and nothing else.
-func (r *Runner) plainRuntime(ctx context.Context, pages uint32) (wazero.Runtime, error) {
+// plainRuntime returns the runtime shared by reference-convention modules;
+// it provides WASI (with nothing granted) and nothing else.
+func (r *Runner) plainRuntime(ctx context.Context) (wazero.Runtime, error) {
 	r.rtMu.Lock()
 	defer r.rtMu.Unlock()
-	if rt, ok := r.plainRuntimes[pages]; ok {
-		return rt, nil
+	if r.plain != nil {
+		return r.plain, nil
 	}
-	rt := wazero.NewRuntimeWithConfig(ctx, r.runtimeConfig(pages))
+	rt := wazero.NewRuntimeWithConfig(ctx, r.runtimeConfig())
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
 		_ = rt.Close(ctx)
 		return nil, fmt.Errorf("wasm: instantiating WASI: %w", err)
 	}
-	r.plainRuntimes[pages] = rt
+	r.plain = rt
 	return rt, nil
 }
 

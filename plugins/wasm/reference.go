@@ -31,7 +31,7 @@ func (r *Runner) runReference(ctx context.Context, req *api.StepRequest, host ap
 }
 
 func (r *Runner) callReference(ctx context.Context, req *api.StepRequest, host api.Host, m *module, fn string, shape callShape, lim limits, inputCount int) (int32, error) {
-	rt, err := r.plainRuntime(ctx, lim.pages)
+	rt, err := r.plainRuntime(ctx)
 	if err != nil {
 		return 0, err
 	}

@@ -116,8 +116,8 @@ type Runner struct {
 	useTick uint64
 	closed  bool
 
-	rtMu          sync.Mutex
-	plainRuntimes map[uint32]wazero.Runtime
+	rtMu  sync.Mutex
+	plain wazero.Runtime // for reference-convention modules, made on first use
 }
 
 var (
@@ -136,10 +136,9 @@ func New(opts Options) *Runner {
 	// until set; hwe wants guest logs at info and above in the step's log.
 	extismLogLevel.Do(func() { extism.SetLogLevel(extism.LogLevelInfo) })
 	r := &Runner{
-		opts:          opts,
-		modules:       map[moduleKey]*module{},
-		hashes:        map[string]hashedFile{},
-		plainRuntimes: map[uint32]wazero.Runtime{},
+		opts:    opts,
+		modules: map[moduleKey]*module{},
+		hashes:  map[string]hashedFile{},
 	}
 	if !opts.NoDiskCache {
 		dir, err := privateCacheDir(opts.CacheDir)
@@ -220,7 +219,7 @@ func (r *Runner) Run(ctx context.Context, req *api.StepRequest, host api.Host) (
 		return nil, err
 	}
 	lim := r.limitsFor(req)
-	m, err := r.acquireModule(ctx, path, fi, lim.pages, req.Module)
+	m, err := r.acquireModule(ctx, path, fi, req.Module)
 	if err != nil {
 		return nil, err
 	}
@@ -228,6 +227,10 @@ func (r *Runner) Run(ctx context.Context, req *api.StepRequest, host api.Host) (
 	shape, err := resolveFunction(m.info, m.conv, fn, req.Module)
 	if err != nil {
 		return nil, &api.StepError{Message: err.Error()}
+	}
+	if m.info.MinMemoryPages > uint64(lim.pages) {
+		return nil, memoryError(fn, lim, fmt.Errorf("the module starts with %s of memory",
+			formatBytes(int64(m.info.MinMemoryPages)*pageSize)))
 	}
 	if m.conv == conventionNative {
 		return r.runNative(ctx, req, host, m, fn, lim)
@@ -271,7 +274,7 @@ func (r *Runner) CheckStep(ctx context.Context, req *api.StepRequest) []string {
 	if len(problems) > 0 {
 		return problems
 	}
-	m, err := r.acquireModule(ctx, path, fi, r.limitsFor(req).pages, req.Module)
+	m, err := r.acquireModule(ctx, path, fi, req.Module)
 	if err != nil {
 		return []string{err.Error()}
 	}
@@ -297,10 +300,10 @@ func (r *Runner) Close() error {
 	}
 	ctx := context.Background()
 	r.rtMu.Lock()
-	for _, rt := range r.plainRuntimes {
-		_ = rt.Close(ctx)
+	if r.plain != nil {
+		_ = r.plain.Close(ctx)
+		r.plain = nil
 	}
-	r.plainRuntimes = map[uint32]wazero.Runtime{}
 	r.rtMu.Unlock()
 	return r.cache.Close(ctx)
 }

@@ -93,6 +93,9 @@ type wasmExport struct {
 type moduleInfo struct {
 	Imports []wasmImport
 	Exports []wasmExport
+	// MinMemoryPages is the largest initial size of the module's memories
+	// (defined or imported), checked against the cap before instantiation.
+	MinMemoryPages uint64
 }
 
 // function returns the exported function called name.
@@ -190,19 +193,23 @@ func (r *reader) types() ([]valType, error) {
 	return ts, nil
 }
 
-// limits skips a limits record (tables and memories).
-func (r *reader) limits() error {
+// limits reads a limits record (tables and memories) and returns its
+// minimum. Flag bit 0 says a maximum follows; bit 2 marks 64-bit memories,
+// whose limits hwe reads with the same 32-bit decoder (they are rejected
+// by the compiler anyway).
+func (r *reader) limits() (uint64, error) {
 	flags, err := r.byte()
 	if err != nil {
-		return err
+		return 0, err
 	}
-	if _, err := r.u32(); err != nil { // min
-		return err
+	min, err := r.u32()
+	if err != nil {
+		return 0, err
 	}
 	if flags&1 != 0 {
 		_, err = r.u32() // max
 	}
-	return err
+	return uint64(min), err
 }
 
 // readModuleInfo parses the headers of a WebAssembly binary. It checks only
@@ -294,13 +301,15 @@ func readModuleInfo(wasm []byte) (*moduleInfo, error) {
 					if _, err := s.byte(); err != nil {
 						return nil, err
 					}
-					if err := s.limits(); err != nil {
+					if _, err := s.limits(); err != nil {
 						return nil, err
 					}
 				case 2: // memory
-					if err := s.limits(); err != nil {
+					pages, err := s.limits()
+					if err != nil {
 						return nil, err
 					}
+					info.MinMemoryPages = max(info.MinMemoryPages, pages)
 				case 3: // global
 					if _, err := s.bytes(2); err != nil { // type, mutability
 						return nil, err
@@ -331,6 +340,18 @@ func readModuleInfo(wasm []byte) (*moduleInfo, error) {
 					return nil, fmt.Errorf("function: bad type index %d", ti)
 				}
 				funcTypes = append(funcTypes, ti)
+			}
+		case 5: // memories
+			n, err := s.u32()
+			if err != nil {
+				return nil, err
+			}
+			for range n {
+				pages, err := s.limits()
+				if err != nil {
+					return nil, err
+				}
+				info.MinMemoryPages = max(info.MinMemoryPages, pages)
 			}
 		case 7: // exports
 			n, err := s.u32()

@@ -124,8 +124,8 @@
       (call $to_kernel (global.get $buf) (local.get $len)) (local.get $which)))
     (local.set $len (call $from_kernel (local.get $resp) (global.get $buf)))
     (call $free (local.get $resp))
-    (if (i32.and (i32.gt_u (local.get $len) (i32.const 2))
-                 (i32.eq (i32.load8_u (i32.add (global.get $buf) (i32.const 2))) (i32.const 101))) ;; 'e'
+    (if (i32.and (i32.ge_u (local.get $len) (i32.const 8))
+                 (i64.eq (i64.load (global.get $buf)) (i64.const 0x22726f727265227b))) ;; {"error"
       (then (return (call $fail (global.get $buf) (local.get $len)))))
     (call $output (global.get $buf) (local.get $len))
     (i32.const 0))
@@ -142,7 +142,6 @@
     (local.set $len (call $read_input (global.get $buf)))
     ;; '{"echo":' just before the input, '}' just after it.
     (i64.store (i32.sub (global.get $buf) (i32.const 8)) (i64.const 0x3a226f686365227b)) ;; {"echo": little-endian
-    (i32.store8 (i32.sub (global.get $buf) (i32.const 7)) (i32.const 34))               ;; fix byte 1: "
     (call $ensure (i32.add (i32.add (global.get $buf) (local.get $len)) (i32.const 1)))
     (i32.store8 (i32.add (global.get $buf) (local.get $len)) (i32.const 125))           ;; }
     (call $output (i32.sub (global.get $buf) (i32.const 8)) (i32.add (local.get $len) (i32.const 9)))
