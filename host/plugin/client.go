@@ -181,11 +181,19 @@ func (c *Client) runFailed(ctx context.Context, inst *instance, err error) error
 	if ctx.Err() != nil {
 		return ctx.Err() // the step was cancelled (or timed out), not the plugin
 	}
-	if status.Code(err) != codes.Unavailable {
+	switch status.Code(err) {
+	case codes.DeadlineExceeded:
+		// The deadline travels with the call, and the plugin can see it pass
+		// a moment before our own timer does.
+		return context.DeadlineExceeded
+	case codes.Canceled:
+		return context.Canceled
+	case codes.Unavailable:
+	default:
 		return fmt.Errorf("runner %s: %w", c.cfg.Name, err)
 	}
-	// The connection is gone: the plugin most likely died. Wait for its exit
-	// status, then make sure the next step gets a fresh process.
+	// The connection is gone, most likely because the plugin died. Wait for
+	// its exit status, then make sure the next step gets a fresh process.
 	select {
 	case <-inst.proc.exited:
 	case <-time.After(exitGrace):
