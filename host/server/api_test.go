@@ -239,7 +239,7 @@ func TestWatcherPicksUpDiskEdits(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	waitVersions(1) // the poller records files it finds as versions
+	waitVersions(1)                   // the poller records files it finds as versions
 	time.Sleep(20 * time.Millisecond) // a different modification time
 	e.writeWorkflow("chain", strings.Replace(chainWorkflow, "three steps in a row", "edited on disk", 1))
 	d = decode[workflowDetail](t, e.must("GET", "/api/v1/workflows/chain", "", "", 200))

@@ -10,8 +10,8 @@ import (
 // apiError is the body of every error response: {"error": {"code", "message"}}.
 // Validation failures also list the problems with their lines.
 type apiError struct {
-	Code     string         `json:"code"`
-	Message  string         `json:"message"`
+	Code     string        `json:"code"`
+	Message  string        `json:"message"`
 	Problems []problemJSON `json:"problems,omitempty"`
 }
 

@@ -17,9 +17,15 @@ var openAPI []byte
 // instead of the web UI.
 func (s *Server) routes(ui http.Handler) http.Handler {
 	a := s.auth
-	viewer := func(h func(http.ResponseWriter, *http.Request, *identity)) http.HandlerFunc { return a.require(RoleViewer, h) }
-	operator := func(h func(http.ResponseWriter, *http.Request, *identity)) http.HandlerFunc { return a.require(RoleOperator, h) }
-	admin := func(h func(http.ResponseWriter, *http.Request, *identity)) http.HandlerFunc { return a.require(RoleAdmin, h) }
+	viewer := func(h func(http.ResponseWriter, *http.Request, *identity)) http.HandlerFunc {
+		return a.require(RoleViewer, h)
+	}
+	operator := func(h func(http.ResponseWriter, *http.Request, *identity)) http.HandlerFunc {
+		return a.require(RoleOperator, h)
+	}
+	admin := func(h func(http.ResponseWriter, *http.Request, *identity)) http.HandlerFunc {
+		return a.require(RoleAdmin, h)
+	}
 
 	api := http.NewServeMux()
 	api.HandleFunc("GET /api/v1/workflows", viewer(s.handleWorkflows))
