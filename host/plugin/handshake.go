@@ -1,17 +1,3 @@
-// Package plugin runs hwe runners as separate OS processes with
-// hashicorp/go-plugin, speaking the versioned gRPC contract hwe.runner.v1
-// (proto/hwe/runner/v1/runner.proto).
-//
-// Both sides live here:
-//
-//   - in the plugin process, Serve (or ServeBuiltinIfRequested, for the hwe
-//     binary re-executing itself) serves any api.Runner;
-//   - in the host, Client is an api.Runner that launches the plugin lazily,
-//     forwards each Run, serves the host API back to the plugin during the
-//     run, and restarts the plugin after it dies.
-//
-// Discover and List find third-party runners (hwe-runner-<language>
-// executables) on the plugin path.
 package plugin
 
 import (
