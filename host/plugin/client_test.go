@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/hwe-run/hwe/host/api"
 )
 
@@ -425,5 +427,49 @@ func TestStartFailureIsReported(t *testing.T) {
 	_, err = c.Run(context.Background(), &api.StepRequest{Code: "noop"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "runner bogus: starting "+bogus) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestPluginOutputGoesToDebugLog(t *testing.T) {
+	var logs syncBuffer
+	cfg := BuiltinConfig(echoRunner{}.Info())
+	cfg.Env = []string{"GORACE=atexit_sleep_ms=0"}
+	cfg.Logger = hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Debug})
+	c, err := NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Run(context.Background(), &api.StepRequest{Code: "print"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out := logs.String()
+		if strings.Contains(out, "[DEBUG] echo.stdout: printed to stdout") && strings.Contains(out, "[DEBUG] echo.stderr: printed to stderr") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("plugin output not in the debug log:\n%s", out)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -103,6 +103,11 @@ func (echoRunner) Run(ctx context.Context, req *api.StepRequest, host api.Host) 
 			return nil, err
 		}
 		return api.MarshalCanonical(map[string]any{"status": resp.Status, "body": string(resp.Body), "h": resp.Headers})
+	case "print":
+		// Runner code that prints instead of using host.Log.
+		fmt.Println("printed to stdout")
+		fmt.Fprintln(os.Stderr, "printed to stderr")
+		return json.RawMessage("null"), nil
 	case "panic":
 		panic("runner bug")
 	case "badjson":
