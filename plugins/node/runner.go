@@ -62,8 +62,9 @@ type Options struct {
 // Runner runs JavaScript steps. It implements api.Runner, api.StepChecker
 // and api.Closer, and is safe for concurrent use.
 type Runner struct {
-	opts Options
-	pool *warm.Pool
+	opts    Options
+	scratch *proc.Scratch
+	pool    *warm.Pool
 
 	resolveOnce sync.Once
 	interpreter string
@@ -73,10 +74,11 @@ type Runner struct {
 
 // New returns a JavaScript runner. Nothing starts until the first step.
 func New(opts Options) *Runner {
-	r := &Runner{opts: opts}
+	r := &Runner{opts: opts, scratch: &proc.Scratch{Root: opts.ScratchDir}}
 	r.pool = warm.NewPool(warm.Config{
 		Runner:      "node",
 		NewCmd:      r.workerCmd,
+		Scratch:     r.scratch,
 		Spawn:       opts.Spawn,
 		MaxWorkers:  opts.PoolSize,
 		Spares:      opts.Spares,
@@ -102,8 +104,14 @@ func (r *Runner) Interpreter() (string, error) {
 	return r.interpreter, nil
 }
 
-// Close ends every worker.
-func (r *Runner) Close() error { return r.pool.Close() }
+// Close ends every worker and removes the runner's scratch folders.
+func (r *Runner) Close() error {
+	err := r.pool.Close()
+	if serr := r.scratch.Close(); err == nil {
+		err = serr
+	}
+	return err
+}
 
 // reply is what the worker sends back for one step.
 type reply struct {
@@ -122,22 +130,19 @@ func (r *Runner) Run(ctx context.Context, req *api.StepRequest, host api.Host) (
 	if host == nil {
 		host = api.NopHost{}
 	}
-	dir, cleanup, err := proc.StepDir(r.opts.ScratchDir, req)
-	if err != nil {
-		return nil, err
+	build := func(dir string) map[string]any {
+		return map[string]any{
+			"step":       req.Step,
+			"code":       req.Code,
+			"filename":   codeFilename(req),
+			"line":       req.CodeLine,
+			"has_inputs": req.HasInputs(),
+			"inputs":     req.InputsJSON(),
+			"cwd":        dir,
+			"env":        proc.EnvMap(r.opts.PATH, dir, req.Env),
+		}
 	}
-	defer cleanup()
-	request := map[string]any{
-		"step":       req.Step,
-		"code":       req.Code,
-		"filename":   codeFilename(req),
-		"line":       req.CodeLine,
-		"has_inputs": req.HasInputs(),
-		"inputs":     req.InputsJSON(),
-		"cwd":        dir,
-		"env":        proc.EnvMap(r.opts.PATH, dir, req.Env),
-	}
-	raw, stdout, err := r.pool.Do(ctx, req, request, host.Log, true)
+	raw, stdout, err := r.pool.Do(ctx, req, build, host.Log, true)
 	if err != nil {
 		return nil, err
 	}
@@ -161,8 +166,10 @@ func (r *Runner) CheckStep(ctx context.Context, req *api.StepRequest) []string {
 	if err := r.resolve(); err != nil {
 		return []string{err.Error()}
 	}
-	request := map[string]any{"op": "check", "step": req.Step, "code": req.Code, "filename": codeFilename(req), "line": req.CodeLine}
-	raw, _, err := r.pool.Do(ctx, req, request, func(string, string) {}, false)
+	check := func(string) map[string]any {
+		return map[string]any{"op": "check", "step": req.Step, "code": req.Code, "filename": codeFilename(req), "line": req.CodeLine}
+	}
+	raw, _, err := r.pool.Do(ctx, req, check, func(string, string) {}, false)
 	if err != nil {
 		return []string{err.Error()}
 	}

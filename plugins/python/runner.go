@@ -66,8 +66,9 @@ type Options struct {
 // Runner runs Python steps. It implements api.Runner, api.StepChecker and
 // api.Closer, and is safe for concurrent use.
 type Runner struct {
-	opts Options
-	pool *warm.Pool
+	opts    Options
+	scratch *proc.Scratch
+	pool    *warm.Pool
 
 	resolveOnce sync.Once
 	interpreter string // the real binary
@@ -77,10 +78,11 @@ type Runner struct {
 
 // New returns a Python runner. Nothing starts until the first step.
 func New(opts Options) *Runner {
-	r := &Runner{opts: opts}
+	r := &Runner{opts: opts, scratch: &proc.Scratch{Root: opts.ScratchDir}}
 	r.pool = warm.NewPool(warm.Config{
 		Runner:      api.LangPython,
 		NewCmd:      r.workerCmd,
+		Scratch:     r.scratch,
 		Spawn:       opts.Spawn,
 		MaxWorkers:  opts.PoolSize,
 		Spares:      opts.Spares,
@@ -106,8 +108,14 @@ func (r *Runner) Interpreter() (string, error) {
 	return r.interpreter, nil
 }
 
-// Close ends every worker.
-func (r *Runner) Close() error { return r.pool.Close() }
+// Close ends every worker and removes the runner's scratch folders.
+func (r *Runner) Close() error {
+	err := r.pool.Close()
+	if serr := r.scratch.Close(); err == nil {
+		err = serr
+	}
+	return err
+}
 
 // reply is what the worker sends back for one step.
 type reply struct {
@@ -126,23 +134,19 @@ func (r *Runner) Run(ctx context.Context, req *api.StepRequest, host api.Host) (
 	if host == nil {
 		host = api.NopHost{}
 	}
-	dir, cleanup, err := proc.StepDir(r.opts.ScratchDir, req)
-	if err != nil {
-		return nil, err
+	build := func(dir string) map[string]any {
+		return map[string]any{
+			"step":       req.Step,
+			"code":       req.Code,
+			"filename":   codeFilename(req),
+			"line":       req.CodeLine,
+			"has_inputs": req.HasInputs(),
+			"inputs":     req.InputsJSON(),
+			"cwd":        dir,
+			"env":        proc.EnvMap(r.opts.PATH, dir, req.Env),
+		}
 	}
-	defer cleanup()
-
-	request := map[string]any{
-		"step":       req.Step,
-		"code":       req.Code,
-		"filename":   codeFilename(req),
-		"line":       req.CodeLine,
-		"has_inputs": req.HasInputs(),
-		"inputs":     req.InputsJSON(),
-		"cwd":        dir,
-		"env":        proc.EnvMap(r.opts.PATH, dir, req.Env),
-	}
-	rep, err := r.exchange(ctx, req, request, host.Log)
+	rep, err := r.exchange(ctx, req, build, host.Log)
 	if err != nil {
 		return nil, err
 	}
@@ -158,13 +162,10 @@ func (r *Runner) CheckStep(ctx context.Context, req *api.StepRequest) []string {
 	if err := r.resolve(); err != nil {
 		return []string{err.Error()}
 	}
-	request := map[string]any{
-		"op":       "check",
-		"code":     req.Code,
-		"filename": codeFilename(req),
-		"line":     req.CodeLine,
+	check := func(string) map[string]any {
+		return map[string]any{"op": "check", "code": req.Code, "filename": codeFilename(req), "line": req.CodeLine}
 	}
-	rep, err := r.exchange(ctx, req, request, func(string, string) {})
+	rep, err := r.exchange(ctx, req, check, func(string, string) {})
 	if err != nil {
 		return []string{err.Error()}
 	}
@@ -174,8 +175,8 @@ func (r *Runner) CheckStep(ctx context.Context, req *api.StepRequest) []string {
 	return nil
 }
 
-func (r *Runner) exchange(ctx context.Context, req *api.StepRequest, request map[string]any, log func(stream, line string)) (*reply, error) {
-	raw, _, err := r.pool.Do(ctx, req, request, log, false)
+func (r *Runner) exchange(ctx context.Context, req *api.StepRequest, build func(dir string) map[string]any, log func(stream, line string)) (*reply, error) {
+	raw, _, err := r.pool.Do(ctx, req, build, log, false)
 	if err != nil {
 		return nil, err
 	}

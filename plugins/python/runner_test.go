@@ -366,15 +366,28 @@ func TestHostEnvironmentDoesNotReachSteps(t *testing.T) {
 }
 
 func TestPrivateFolderWhenNoTempDir(t *testing.T) {
-	r := runner(t)
-	out := mustRun(t, r, step("where", "import os\ndef run():\n    open('f.txt', 'w').write('x')\n    return os.getcwd()\n", nil))
-	var dir string
-	_ = json.Unmarshal([]byte(out), &dir)
-	if !strings.Contains(filepath.Base(dir), "hwe-step-") {
-		t.Fatalf("step ran in %s", dir)
+	r := New(Options{ScratchDir: t.TempDir()})
+	code := "import os\ndef run():\n    before = os.listdir('.')\n    open('f.txt', 'w').write('x')\n    return {'cwd': os.getcwd(), 'home': os.environ['HOME'], 'before': before}\n"
+	var first, second struct {
+		Cwd, Home string
+		Before    []string
 	}
-	if _, err := os.Stat(dir); !os.IsNotExist(err) {
-		t.Fatalf("private folder %s was not removed", dir)
+	_ = json.Unmarshal([]byte(mustRun(t, r, step("a", code, nil))), &first)
+	_ = json.Unmarshal([]byte(mustRun(t, r, step("b", code, nil))), &second)
+	if first.Cwd != first.Home || !strings.HasPrefix(filepath.Base(filepath.Dir(first.Cwd)), "hwe-steps-") {
+		t.Fatalf("step ran in %s with HOME %s", first.Cwd, first.Home)
+	}
+	if st, err := os.Stat(first.Cwd); err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("step folder %s: %v %v", first.Cwd, st, err)
+	}
+	if len(first.Before) != 0 || len(second.Before) != 0 {
+		t.Fatalf("a step found files it did not make: %v then %v", first.Before, second.Before)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Dir(first.Cwd)); !os.IsNotExist(err) {
+		t.Fatalf("scratch folder %s left behind after Close", filepath.Dir(first.Cwd))
 	}
 }
 

@@ -56,7 +56,8 @@ type Options struct {
 // Runner runs shell steps. It implements api.Runner, api.StepChecker and
 // api.Closer, and is safe for concurrent use.
 type Runner struct {
-	opts Options
+	opts    Options
+	scratch *proc.Scratch
 
 	resolveOnce sync.Once
 	bash        string
@@ -65,7 +66,9 @@ type Runner struct {
 }
 
 // New returns a shell runner.
-func New(opts Options) *Runner { return &Runner{opts: opts} }
+func New(opts Options) *Runner {
+	return &Runner{opts: opts, scratch: &proc.Scratch{Root: opts.ScratchDir}}
+}
 
 // Info implements api.Runner.
 func (r *Runner) Info() api.RunnerInfo {
@@ -76,8 +79,8 @@ func (r *Runner) Info() api.RunnerInfo {
 	return api.RunnerInfo{Name: "shell", Languages: []string{api.LangShell}, Version: v, Kind: "builtin"}
 }
 
-// Close implements api.Closer. Shell steps hold nothing between steps.
-func (r *Runner) Close() error { return nil }
+// Close implements api.Closer: it removes the runner's scratch folders.
+func (r *Runner) Close() error { return r.scratch.Close() }
 
 // lineFD is the descriptor the ERR trap reports failing line numbers on.
 // 3–9 are the descriptors scripts use for themselves; 9 is the least used.
@@ -104,7 +107,7 @@ func (r *Runner) Run(ctx context.Context, req *api.StepRequest, host api.Host) (
 	if host == nil {
 		host = api.NopHost{}
 	}
-	dir, cleanup, err := proc.StepDir(r.opts.ScratchDir, req)
+	dir, cleanup, err := r.scratch.StepDir(req)
 	if err != nil {
 		return nil, err
 	}

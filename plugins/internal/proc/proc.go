@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/hwe-run/hwe/host/api"
@@ -113,21 +115,78 @@ func EnvMap(path, home string, stepEnv map[string]string) map[string]string {
 	return m
 }
 
-// StepDir returns the folder a step runs in: req.TempDir when the engine gave
-// one, otherwise a fresh private folder under root (os.TempDir() if empty)
-// that cleanup removes.
-func StepDir(root string, req *api.StepRequest) (dir string, cleanup func(), err error) {
+// Scratch makes the private folders steps run in when the engine gives
+// them none. They live under one private parent folder per runner, made on
+// first use and removed by Close: a folder made in a small directory costs
+// microseconds, one made directly in a busy system temp folder can cost a
+// millisecond or more.
+type Scratch struct {
+	Root string // where the parent folder goes; "" = os.TempDir()
+
+	once   sync.Once
+	parent string
+	err    error
+}
+
+// StepDir returns the folder a step runs in: req.TempDir when the engine
+// gave one, otherwise a fresh private folder that cleanup removes.
+func (s *Scratch) StepDir(req *api.StepRequest) (dir string, cleanup func(), err error) {
 	if req.TempDir != "" {
 		return req.TempDir, func() {}, nil
 	}
-	if root == "" {
-		root = os.TempDir()
-	}
-	dir, err = os.MkdirTemp(root, "hwe-step-")
+	dir, err = s.MakeDir("step-")
 	if err != nil {
-		return "", nil, fmt.Errorf("create step folder: %w", err)
+		return "", nil, err
 	}
 	return dir, func() { _ = os.RemoveAll(dir) }, nil
+}
+
+// MakeDir makes a new private folder under the runner's parent folder.
+func (s *Scratch) MakeDir(prefix string) (string, error) {
+	s.once.Do(func() {
+		root := s.Root
+		if root == "" {
+			root = os.TempDir()
+		}
+		s.parent, s.err = os.MkdirTemp(root, "hwe-steps-")
+	})
+	if s.err != nil {
+		return "", fmt.Errorf("create scratch folder: %w", s.err)
+	}
+	dir, err := os.MkdirTemp(s.parent, prefix)
+	if err != nil {
+		return "", fmt.Errorf("create step folder: %w", err)
+	}
+	return dir, nil
+}
+
+// EmptyDir removes everything inside dir and makes it private again, so
+// the folder can serve the next step.
+func EmptyDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	names, err := f.Readdirnames(-1)
+	_ = f.Close()
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+			return err
+		}
+	}
+	return os.Chmod(dir, 0o700)
+}
+
+// Close removes the parent folder and anything left in it.
+func (s *Scratch) Close() error {
+	s.once.Do(func() {}) // no folder is made after Close
+	if s.parent != "" {
+		return os.RemoveAll(s.parent)
+	}
+	return nil
 }
 
 // ExitReason describes how a process ended, as in "signal: killed" or

@@ -3,6 +3,7 @@ package warm
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"runtime"
 	"sync"
@@ -22,6 +23,11 @@ type Config struct {
 	NewCmd func() (*exec.Cmd, error)
 
 	Spawn proc.SpawnFunc // nil = start directly
+
+	// Scratch makes each worker's private folder, which steps run in when
+	// the engine gives them no folder (emptied after every step). nil = a
+	// scratch area of the pool's own under the system temp folder.
+	Scratch *proc.Scratch
 
 	// MaxWorkers is how many workers one key keeps alive (busy plus idle)
 	// before a released worker is ended instead of kept. Default: the
@@ -61,6 +67,7 @@ type Pool struct {
 	background sync.WaitGroup
 	stop       chan struct{}
 	janitor    sync.Once
+	ownScratch bool
 }
 
 type bucket struct {
@@ -99,7 +106,11 @@ func NewPool(cfg Config) *Pool {
 	if cfg.StartTimeout <= 0 {
 		cfg.StartTimeout = 30 * time.Second
 	}
-	return &Pool{cfg: cfg, buckets: make(map[Key]*bucket), stop: make(chan struct{})}
+	p := &Pool{cfg: cfg, buckets: make(map[Key]*bucket), stop: make(chan struct{})}
+	if p.cfg.Scratch == nil {
+		p.cfg.Scratch, p.ownScratch = &proc.Scratch{}, true
+	}
+	return p
 }
 
 // Acquire returns a worker for key, started for info. With fresh set it
@@ -225,10 +236,15 @@ func (p *Pool) start(ctx context.Context, info proc.SpawnInfo) (*Worker, error) 
 	if err != nil {
 		return nil, err
 	}
+	dir, err := p.cfg.Scratch.MakeDir(p.cfg.Runner + "-worker-")
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.StartTimeout)
 	defer cancel()
-	w, err := Start(ctx, p.cfg.Runner, p.cfg.Spawn, cmd, info)
+	w, err := Start(ctx, p.cfg.Runner, p.cfg.Spawn, cmd, info, dir)
 	if err != nil {
+		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("runner %s: %w", p.cfg.Runner, err)
 	}
 	return w, nil
@@ -301,14 +317,19 @@ func (p *Pool) Close() error {
 	for _, w := range all {
 		<-w.Exited()
 	}
+	if p.ownScratch {
+		return p.cfg.Scratch.Close()
+	}
 	return nil
 }
 
-// Do runs one request for step req on a worker of req's tenant and grant: a
-// warm one, or a fresh one that is ended afterwards when req.Isolation is
-// "process". It returns the worker's reply line and, with captureStdout,
-// everything the step printed on stdout.
-func (p *Pool) Do(ctx context.Context, req *api.StepRequest, request map[string]any, log func(stream, line string), captureStdout bool) (reply []byte, stdout string, err error) {
+// Do runs one step on a worker of req's tenant and grant: a warm one, or a
+// fresh one that is ended afterwards when req.Isolation is "process".
+// build makes the request given the folder the step runs in: req.TempDir, or
+// else the worker's private folder (emptied after the step). Do returns the
+// worker's reply line and, with captureStdout, everything the step printed
+// on stdout.
+func (p *Pool) Do(ctx context.Context, req *api.StepRequest, build func(dir string) map[string]any, log func(stream, line string), captureStdout bool) (reply []byte, stdout string, err error) {
 	key := Key{Tenant: req.Tenant, Profile: proc.Profile(req.Grant)}
 	info := proc.SpawnInfo{Runner: p.cfg.Runner, Tenant: req.Tenant, Grant: req.Grant}
 	fresh := req.Isolation == IsolationProcess
@@ -316,8 +337,18 @@ func (p *Pool) Do(ctx context.Context, req *api.StepRequest, request map[string]
 	if err != nil {
 		return nil, "", err
 	}
-	reply, stdout, err = w.Exchange(ctx, request, log, captureStdout)
-	p.Release(key, w, err == nil && !fresh)
+	dir := req.TempDir
+	if dir == "" {
+		dir = w.dir
+	}
+	reply, stdout, err = w.Exchange(ctx, build(dir), log, captureStdout)
+	reuse := err == nil && !fresh
+	if reuse && dir == w.dir {
+		if proc.EmptyDir(dir) != nil {
+			reuse = false
+		}
+	}
+	p.Release(key, w, reuse)
 	return reply, stdout, err
 }
 

@@ -48,6 +48,7 @@ const drainTimeout = 2 * time.Second
 type Worker struct {
 	runner string
 	cmd    *exec.Cmd
+	dir    string // private folder for steps the engine gave none (removed when the worker ends)
 
 	toWorker  *os.File    // our end of the worker's fd 3
 	replies   chan []byte // lines from the worker's fd 4
@@ -78,8 +79,9 @@ type stepOutput struct {
 }
 
 // Start launches a worker from cmd (Path, Args, Env and Dir set by the
-// caller) and waits until it reports ready or ctx ends.
-func Start(ctx context.Context, runner string, spawn proc.SpawnFunc, cmd *exec.Cmd, info proc.SpawnInfo) (*Worker, error) {
+// caller) and waits until it reports ready or ctx ends. dir is the worker's
+// private folder; it is removed when the worker ends.
+func Start(ctx context.Context, runner string, spawn proc.SpawnFunc, cmd *exec.Cmd, info proc.SpawnInfo, dir string) (*Worker, error) {
 	reqR, reqW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -106,6 +108,7 @@ func Start(ctx context.Context, runner string, spawn proc.SpawnFunc, cmd *exec.C
 	w := &Worker{
 		runner:    runner,
 		cmd:       cmd,
+		dir:       dir,
 		toWorker:  reqW,
 		replies:   make(chan []byte, 1),
 		fromPipes: []*os.File{outR, errR, repR},
@@ -167,6 +170,9 @@ func (w *Worker) wait() {
 	err := w.cmd.Wait()
 	w.exitReason = proc.ExitReason(w.cmd.ProcessState, err)
 	proc.KillGroup(w.cmd)
+	if w.dir != "" {
+		_ = os.RemoveAll(w.dir)
+	}
 	close(w.exited)
 	// A process that left the group may still hold the pipes open; do not
 	// let it keep our readers (and this worker's memory) alive.
