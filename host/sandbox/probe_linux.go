@@ -127,7 +127,7 @@ func runProbe(exe, mode string, plan cgroupPlan) (probeResult, error) {
 	cmd := exec.CommandContext(ctx, exe, helperArg, string(specJSON))
 	cmd.Env = []string{}
 	cmd.Dir = workdir
-	cmd.SysProcAttr = sysProcAttr(mode, lease, gid)
+	cmd.SysProcAttr = sysProcAttr(mode, lease, gid, false)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -27,6 +27,7 @@ type Sandbox struct {
 	lease      *uidLease
 	cgroups    *stepCgroups
 	layers     []string
+	cpu        time.Duration
 	once       sync.Once
 }
 
@@ -70,7 +71,7 @@ func Wrap(cmd *exec.Cmd, spec Spec) (*Sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	sb := &Sandbox{cmd: cmd}
+	sb := &Sandbox{cmd: cmd, cpu: spec.CPU}
 	ok := false
 	defer func() {
 		if !ok {
@@ -189,7 +190,7 @@ func Wrap(cmd *exec.Cmd, spec Spec) (*Sandbox, error) {
 	cmd.Args = args
 	cmd.Env = env
 	cmd.Dir = sb.workdir
-	cmd.SysProcAttr = sysProcAttr(st.mode, sb.lease, gid)
+	cmd.SysProcAttr = sysProcAttr(st.mode, sb.lease, gid, spec.Network)
 	sb.setCancel()
 	sb.layers = st.report.ActiveLayers()
 	ok = true
@@ -233,8 +234,12 @@ func (s *Sandbox) Explain(waitErr error) error {
 	if ws.Signaled() && ws.Signal() == syscall.SIGKILL && s.cgroups.oomKilled() {
 		return &api.LimitError{Limit: "memory", Detail: "killed for using more memory than granted"}
 	}
-	if ws.Signaled() && ws.Signal() == syscall.SIGXCPU {
-		return &api.LimitError{Limit: "cpu", Detail: "used more CPU time than granted"}
+	// The program is PID 1 of its namespace, and PID 1 ignores the soft
+	// limit's SIGXCPU; the kernel's SIGKILL at the hard limit comes a second
+	// later. Either way the CPU time used tells.
+	cpuUsed := ee.ProcessState.UserTime() + ee.ProcessState.SystemTime()
+	if s.cpu > 0 && ws.Signaled() && (ws.Signal() == syscall.SIGXCPU || ws.Signal() == syscall.SIGKILL && cpuUsed >= s.cpu) {
+		return &api.LimitError{Limit: "cpu", Detail: fmt.Sprintf("used %s of CPU time, more than the %s granted", cpuUsed.Round(10*time.Millisecond), s.cpu)}
 	}
 	if ws.Exited() && ws.ExitStatus() == helperExitCode {
 		return fmt.Errorf("sandbox setup failed (see the step's stderr): %w", waitErr)
@@ -385,9 +390,12 @@ const (
 
 // sysProcAttr starts the helper in the namespaces of the mode, as the leader
 // of its own process group, killed if hwe dies.
-func sysProcAttr(mode string, lease *uidLease, gid int) *syscall.SysProcAttr {
+func sysProcAttr(mode string, lease *uidLease, gid int, network bool) *syscall.SysProcAttr {
 	attr := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	const nsFlags = syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWNET | syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS
+	nsFlags := uintptr(syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS)
+	if !network {
+		nsFlags |= syscall.CLONE_NEWNET // no interfaces at all
+	}
 	switch mode {
 	case modeRoot:
 		attr.Cloneflags = nsFlags
