@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -139,7 +140,16 @@ func clean(name string) string {
 	return path.Clean(name)
 }
 
-func errno(err error) experimentalsys.Errno { return experimentalsys.UnwrapOSError(err) }
+// errno converts an os error for the guest. os.Root refusing a path that
+// leads outside the folder (an error wazero would call EIO) is reported
+// as EACCES: the guest is not allowed there.
+func errno(err error) experimentalsys.Errno {
+	e := experimentalsys.UnwrapOSError(err)
+	if e == experimentalsys.EIO && strings.Contains(err.Error(), "escapes") {
+		return experimentalsys.EACCES
+	}
+	return e
+}
 
 func (f *rootFS) OpenFile(name string, flag experimentalsys.Oflag, perm fs.FileMode) (experimentalsys.File, experimentalsys.Errno) {
 	name = clean(name)

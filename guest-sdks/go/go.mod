@@ -1,0 +1,3 @@
+module github.com/hwe-run/hwe/guest-sdks/go
+
+go 1.24
