@@ -74,7 +74,14 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, id *identi
 		fmt.Fprintf(w, "event: end\ndata: {\"status\":%q}\n\n", st)
 		rc.Flush()
 	}
-	if _, err := catchUp(); err != nil {
+	finished, err := catchUp()
+	if err != nil {
+		return
+	}
+	if finished {
+		// The last event recorded ends the current attempt (a retry would
+		// have recorded run_resumed after it).
+		end()
 		return
 	}
 	if !s.runs.isActive(run.ID) {

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -159,7 +160,7 @@ func LoadTenants(path string) ([]*Tenant, error) {
 		err = toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields().Decode(&f)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("tenants file %s: %w", path, err)
+		return nil, tenantsFileError(path, err)
 	}
 	base := filepath.Dir(path)
 	seenName := map[string]bool{}
@@ -225,4 +226,20 @@ func LoadTenants(path string) ([]*Tenant, error) {
 		return nil, fmt.Errorf("tenants file %s: no [[tenant]] entries", path)
 	}
 	return out, nil
+}
+
+// tenantsFileError names the file, line and key of a decoding error.
+func tenantsFileError(path string, err error) error {
+	var strict *toml.StrictMissingError
+	if errors.As(err, &strict) && len(strict.Errors) > 0 {
+		de := strict.Errors[0]
+		row, _ := de.Position()
+		return fmt.Errorf("%s:%d: unknown key %q", path, row, strings.Join(de.Key(), "."))
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, _ := de.Position()
+		return fmt.Errorf("%s:%d: %v", path, row, err)
+	}
+	return fmt.Errorf("tenants file %s: %w", path, err)
 }
