@@ -48,8 +48,14 @@ type Options struct {
 	IdleTimeout time.Duration
 
 	// Spawn starts every worker process; nil starts it directly. This is
-	// the hook an OS sandbox wraps.
-	Spawn proc.SpawnFunc
+	// the hook an OS sandbox wraps. WorkerKey is what, besides the tenant,
+	// a warm worker must share with every step it runs (nil = the grant's
+	// paths and limits); a sandbox that mounts the run's TempDir at start
+	// includes it. Inside maps host folders to the paths a sandboxed worker
+	// sees them at (nil = the same).
+	Spawn     proc.SpawnFunc
+	WorkerKey func(req *api.StepRequest) string
+	Inside    proc.InsideFunc
 
 	// PATH is the PATH steps see; "" = proc.DefaultPATH.
 	PATH string
@@ -79,6 +85,8 @@ func New(opts Options) *Runner {
 		Runner:      "node",
 		NewCmd:      r.workerCmd,
 		Scratch:     r.scratch,
+		Key:         opts.WorkerKey,
+		Inside:      opts.Inside,
 		Spawn:       opts.Spawn,
 		MaxWorkers:  opts.PoolSize,
 		Spares:      opts.Spares,
@@ -245,8 +253,7 @@ func (r *Runner) workerCmd() (*exec.Cmd, error) {
 	return &exec.Cmd{
 		Path: r.interpreter,
 		Args: []string{r.interpreter, "-e", workerScript},
-		Env:  proc.Env(r.opts.PATH, "/", nil, nil),
-		Dir:  "/",
+		Env:  proc.Env(r.opts.PATH, "/", nil, nil), // each step sets its own
 	}, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hwe-run/hwe/host/api"
+	"github.com/hwe-run/hwe/plugins/internal/proc"
 )
 
 // logHost records the lines a step logs.
@@ -582,5 +583,71 @@ func TestInfo(t *testing.T) {
 	info := runner(t).Info()
 	if info.Name != "python" || len(info.Languages) != 1 || info.Languages[0] != api.LangPython || !strings.Contains(info.Version, "Python 3.") {
 		t.Fatalf("%+v", info)
+	}
+}
+
+// The sandbox hooks: every worker starts through Spawn (told its tenant,
+// grant and private folder) and is released after it ends; WorkerKey keeps
+// steps with different keys on different workers; Inside maps folders.
+func TestSpawnHooks(t *testing.T) {
+	var mu sync.Mutex
+	var started []proc.SpawnInfo
+	released := 0
+	mapped := t.TempDir()
+	r := New(Options{
+		Spares: -1,
+		Spawn: func(cmd *exec.Cmd, info proc.SpawnInfo) (func(), error) {
+			mu.Lock()
+			started = append(started, info)
+			mu.Unlock()
+			if cmd.Dir != info.Workdir || cmd.SysProcAttr == nil || !cmd.SysProcAttr.Setpgid {
+				return nil, fmt.Errorf("command not prepared: dir %q, attrs %+v", cmd.Dir, cmd.SysProcAttr)
+			}
+			return func() {
+				mu.Lock()
+				released++
+				mu.Unlock()
+			}, cmd.Start()
+		},
+		WorkerKey: func(req *api.StepRequest) string { return req.TempDir },
+		Inside: func(info proc.SpawnInfo, host string) string {
+			if host == info.TempDir {
+				return mapped
+			}
+			return host
+		},
+	})
+	code := "import os\ndef run():\n    return [os.getcwd(), os.environ['HOME'], os.getpid()]\n"
+	runIn := func(tenant, dir string) []any {
+		req := step("s", code, nil)
+		req.Tenant, req.TempDir = tenant, dir
+		req.Grant = api.Grant{Memory: 1 << 30}
+		var out []any
+		_ = json.Unmarshal([]byte(mustRun(t, r, req)), &out)
+		return out
+	}
+	runA, runB := t.TempDir(), t.TempDir()
+	a1, a2, b1 := runIn("t1", runA), runIn("t1", runA), runIn("t1", runB)
+	if a1[0] != mapped || a1[1] != mapped {
+		t.Fatalf("Inside was not applied: %v", a1)
+	}
+	if a1[2] != a2[2] || a1[2] == b1[2] {
+		t.Fatalf("workers by key: %v %v %v", a1, a2, b1)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(started) != 2 || released != 2 {
+		t.Fatalf("started %d workers, released %d; want 2 and 2", len(started), released)
+	}
+	for _, info := range started {
+		if info.Runner != "python" || info.Tenant != "t1" || info.Purpose != proc.PurposeWorker || info.Grant.Memory != 1<<30 || info.Workdir == "" {
+			t.Fatalf("spawn info %+v", info)
+		}
+	}
+	if started[0].TempDir != runA || started[1].TempDir != runB {
+		t.Fatalf("TempDirs %s, %s", started[0].TempDir, started[1].TempDir)
 	}
 }

@@ -42,8 +42,10 @@ type Options struct {
 	Bash string
 
 	// Spawn starts every step process; nil starts it directly. This is the
-	// hook an OS sandbox wraps.
-	Spawn proc.SpawnFunc
+	// hook an OS sandbox wraps. Inside maps host folders to the paths a
+	// sandboxed step sees them at (nil = the same).
+	Spawn  proc.SpawnFunc
+	Inside proc.InsideFunc
 
 	// PATH is the PATH steps see; "" = proc.DefaultPATH.
 	PATH string
@@ -166,6 +168,11 @@ type result struct {
 }
 
 func (r *Runner) execute(ctx context.Context, req *api.StepRequest, dir string, log func(stream, line string)) (*result, error) {
+	info := proc.SpawnInfo{Runner: "shell", Tenant: req.Tenant, Grant: req.Grant, Purpose: proc.PurposeStep, TempDir: req.TempDir}
+	if req.TempDir == "" {
+		info.Workdir = dir // a private folder of its own; otherwise it runs in the run's TempDir
+	}
+	dir = r.opts.Inside.Inside(info, dir)
 	env := proc.Env(r.opts.PATH, dir, req.Env, inputVars(req))
 	cmd := &exec.Cmd{
 		Path: r.bash,
@@ -206,10 +213,11 @@ func (r *Runner) execute(ctx context.Context, req *api.StepRequest, dir string, 
 	cmd.ExtraFiles = make([]*os.File, lineFD-2) // fd 3..8 closed, fd 9 = line reports
 	cmd.ExtraFiles[lineFD-3] = lineW
 
-	info := proc.SpawnInfo{Runner: "shell", Tenant: req.Tenant, Grant: req.Grant, Purpose: proc.PurposeStep}
-	if err := proc.Start(r.opts.Spawn, cmd, info); err != nil {
+	release, err := proc.Start(r.opts.Spawn, cmd, info)
+	if err != nil {
 		return nil, fmt.Errorf("runner shell: start bash: %w", err)
 	}
+	defer release()
 	_ = outW.Close()
 	_ = errW.Close()
 	_ = lineW.Close()

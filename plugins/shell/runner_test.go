@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hwe-run/hwe/host/api"
+	"github.com/hwe-run/hwe/plugins/internal/proc"
 	"github.com/hwe-run/hwe/plugins/internal/steptest"
 )
 
@@ -269,5 +271,33 @@ func TestInfo(t *testing.T) {
 	info := runner(t).Info()
 	if info.Name != "shell" || info.Languages[0] != api.LangShell || !strings.Contains(info.Version, "bash ") {
 		t.Fatalf("%+v", info)
+	}
+}
+
+func TestSpawnHookStartsAndReleasesEveryStep(t *testing.T) {
+	var infos []proc.SpawnInfo
+	released := 0
+	r := New(Options{Spawn: func(cmd *exec.Cmd, info proc.SpawnInfo) (func(), error) {
+		infos = append(infos, info)
+		return func() { released++ }, cmd.Start()
+	}})
+	defer r.Close()
+	req := step("hooked", "echo '{\"ok\":true}'", nil)
+	req.Tenant = "t1"
+	if out, err := r.Run(context.Background(), req, nil); err != nil || string(out) != `{"ok":true}` {
+		t.Fatalf("%s %v", out, err)
+	}
+	req.TempDir = t.TempDir()
+	if _, err := r.Run(context.Background(), req, nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(infos) != 2 || released != 2 {
+		t.Fatalf("started %d, released %d", len(infos), released)
+	}
+	if infos[0].Purpose != proc.PurposeStep || infos[0].Tenant != "t1" || infos[0].Workdir == "" || infos[0].TempDir != "" {
+		t.Fatalf("first step: %+v", infos[0])
+	}
+	if infos[1].Workdir != "" || infos[1].TempDir != req.TempDir {
+		t.Fatalf("second step: %+v", infos[1])
 	}
 }

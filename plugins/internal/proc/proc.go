@@ -26,15 +26,23 @@ const DefaultPATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // SpawnInfo says what a process is for, so a SpawnFunc can choose how to
 // confine it.
 type SpawnInfo struct {
-	Runner  string    // "python", "javascript", "shell"
+	Runner  string    // "python", "node", "shell"
 	Tenant  string    // the tenant whose steps the process serves
-	Grant   api.Grant // the grant every step it runs was given
+	Grant   api.Grant // the grant of the step that asked for the process
 	Purpose string    // PurposeWorker or PurposeStep
+
+	// Workdir is the process's own private folder (a host path, also
+	// cmd.Dir before the SpawnFunc runs). TempDir is the run scratch folder
+	// of the step that asked for the process ("" = none); a warm worker
+	// serves other steps only if their WorkerKey is the same, so a sandbox
+	// that mounts TempDir must have the key include it.
+	Workdir string
+	TempDir string
 }
 
 // Purposes of a spawned process.
 const (
-	PurposeWorker = "worker" // a warm interpreter that runs many steps of one tenant and grant
+	PurposeWorker = "worker" // a warm interpreter that runs many steps of one tenant and key
 	PurposeStep   = "step"   // a process that runs exactly one step
 )
 
@@ -43,14 +51,30 @@ const (
 // A sandbox may rewrite the command (wrap it in a helper, add namespaces), but
 // it must keep the process in its own process group, because the runners
 // stop a step by killing that group. It must not wait for the process.
-type SpawnFunc func(cmd *exec.Cmd, info SpawnInfo) error
+//
+// release, if not nil, is called once the process has been reaped and its
+// group killed (a sandbox frees its uid, cgroups and folders there).
+type SpawnFunc func(cmd *exec.Cmd, info SpawnInfo) (release func(), err error)
+
+// InsideFunc maps a host folder a step uses (its TempDir or the process's
+// Workdir) to the path the process sees it at, for sandboxes that mount
+// folders elsewhere. nil means the same path.
+type InsideFunc func(info SpawnInfo, hostPath string) string
+
+// Inside applies f, or returns hostPath when f is nil.
+func (f InsideFunc) Inside(info SpawnInfo, hostPath string) string {
+	if f == nil || hostPath == "" {
+		return hostPath
+	}
+	return f(info, hostPath)
+}
 
 // StartDirect is the default SpawnFunc: it starts cmd as it is.
-func StartDirect(cmd *exec.Cmd, _ SpawnInfo) error { return cmd.Start() }
+func StartDirect(cmd *exec.Cmd, _ SpawnInfo) (func(), error) { return nil, cmd.Start() }
 
 // Start prepares cmd's process attributes and starts it through spawn (nil
-// means StartDirect).
-func Start(spawn SpawnFunc, cmd *exec.Cmd, info SpawnInfo) error {
+// means StartDirect). The returned release is never nil.
+func Start(spawn SpawnFunc, cmd *exec.Cmd, info SpawnInfo) (release func(), err error) {
 	if spawn == nil {
 		spawn = StartDirect
 	}
@@ -60,7 +84,15 @@ func Start(spawn SpawnFunc, cmd *exec.Cmd, info SpawnInfo) error {
 	cmd.SysProcAttr.Setpgid = true
 	// If hwe (or the plugin process) dies, its interpreters die with it.
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
-	return spawn(cmd, info)
+	release, err = spawn(cmd, info)
+	if release == nil {
+		release = func() {}
+	}
+	if err != nil {
+		release()
+		return func() {}, err
+	}
+	return release, nil
 }
 
 // KillGroup kills the process group led by cmd's process: the interpreter

@@ -24,6 +24,15 @@ type Config struct {
 
 	Spawn proc.SpawnFunc // nil = start directly
 
+	// Key adds to the tenant what a worker must share with every step it
+	// runs (nil = proc.Profile of the grant). A sandbox that fixes more at
+	// start (the run's TempDir) includes that too.
+	Key func(req *api.StepRequest) string
+
+	// Inside maps host folders to the paths workers see them at (nil = the
+	// same paths).
+	Inside proc.InsideFunc
+
 	// Scratch makes each worker's private folder, which steps run in when
 	// the engine gives them no folder (emptied after every step). nil = a
 	// scratch area of the pool's own under the system temp folder.
@@ -53,7 +62,7 @@ type Config struct {
 // grant it was started for (a sandbox confines it at start).
 type Key struct {
 	Tenant  string
-	Profile string // the grant's canonical JSON
+	Profile string // Config.Key of the step
 }
 
 // Pool hands out workers by key. It is safe for concurrent use.
@@ -240,9 +249,10 @@ func (p *Pool) start(ctx context.Context, info proc.SpawnInfo) (*Worker, error) 
 	if err != nil {
 		return nil, err
 	}
+	info.Workdir = dir
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.StartTimeout)
 	defer cancel()
-	w, err := Start(ctx, p.cfg.Runner, p.cfg.Spawn, cmd, info, dir)
+	w, err := Start(ctx, p.cfg.Runner, p.cfg.Spawn, cmd, info)
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("runner %s: %w", p.cfg.Runner, err)
@@ -325,13 +335,18 @@ func (p *Pool) Close() error {
 
 // Do runs one step on a worker of req's tenant and grant: a warm one, or a
 // fresh one that is ended afterwards when req.Isolation is "process".
-// build makes the request given the folder the step runs in: req.TempDir, or
-// else the worker's private folder (emptied after the step). Do returns the
+// build makes the request given the folder the step runs in (as the worker
+// sees it): req.TempDir, or else the worker's private folder (emptied after
+// the step). Do returns the
 // worker's reply line and, with captureStdout, everything the step printed
 // on stdout.
 func (p *Pool) Do(ctx context.Context, req *api.StepRequest, build func(dir string) map[string]any, log func(stream, line string), captureStdout bool) (reply []byte, stdout string, err error) {
-	key := Key{Tenant: req.Tenant, Profile: proc.Profile(req.Grant)}
-	info := proc.SpawnInfo{Runner: p.cfg.Runner, Tenant: req.Tenant, Grant: req.Grant}
+	profile := proc.Profile(req.Grant)
+	if p.cfg.Key != nil {
+		profile = p.cfg.Key(req)
+	}
+	key := Key{Tenant: req.Tenant, Profile: profile}
+	info := proc.SpawnInfo{Runner: p.cfg.Runner, Tenant: req.Tenant, Grant: req.Grant, TempDir: req.TempDir}
 	fresh := req.Isolation == IsolationProcess
 	w, err := p.Acquire(ctx, key, info, fresh)
 	if err != nil {
@@ -339,11 +354,11 @@ func (p *Pool) Do(ctx context.Context, req *api.StepRequest, build func(dir stri
 	}
 	dir := req.TempDir
 	if dir == "" {
-		dir = w.dir
+		dir = w.info.Workdir
 	}
-	reply, stdout, err = w.Exchange(ctx, build(dir), log, captureStdout)
+	reply, stdout, err = w.Exchange(ctx, build(p.cfg.Inside.Inside(w.info, dir)), log, captureStdout)
 	reuse := err == nil && !fresh
-	if reuse && dir == w.dir {
+	if reuse && dir == w.info.Workdir {
 		if proc.EmptyDir(dir) != nil {
 			reuse = false
 		}

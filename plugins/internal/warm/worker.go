@@ -46,9 +46,10 @@ const drainTimeout = 2 * time.Second
 // Worker is one running interpreter. Its methods are not safe for
 // concurrent use: the pool hands a worker to one step at a time.
 type Worker struct {
-	runner string
-	cmd    *exec.Cmd
-	dir    string // private folder for steps the engine gave none (removed when the worker ends)
+	runner  string
+	cmd     *exec.Cmd
+	info    proc.SpawnInfo // how it was started (Workdir: its private folder, removed when it ends)
+	release func()         // the SpawnFunc's clean-up, after the process is reaped
 
 	toWorker  *os.File    // our end of the worker's fd 3
 	replies   chan []byte // lines from the worker's fd 4
@@ -78,10 +79,10 @@ type stepOutput struct {
 	stderrDone chan struct{}
 }
 
-// Start launches a worker from cmd (Path, Args, Env and Dir set by the
-// caller) and waits until it reports ready or ctx ends. dir is the worker's
-// private folder; it is removed when the worker ends.
-func Start(ctx context.Context, runner string, spawn proc.SpawnFunc, cmd *exec.Cmd, info proc.SpawnInfo, dir string) (*Worker, error) {
+// Start launches a worker from cmd (Path, Args and Env set by the caller)
+// and waits until it reports ready or ctx ends. info.Workdir is the worker's
+// private folder: it becomes cmd.Dir and is removed when the worker ends.
+func Start(ctx context.Context, runner string, spawn proc.SpawnFunc, cmd *exec.Cmd, info proc.SpawnInfo) (*Worker, error) {
 	reqR, reqW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -108,14 +109,16 @@ func Start(ctx context.Context, runner string, spawn proc.SpawnFunc, cmd *exec.C
 	w := &Worker{
 		runner:    runner,
 		cmd:       cmd,
-		dir:       dir,
+		info:      info,
 		toWorker:  reqW,
 		replies:   make(chan []byte, 1),
 		fromPipes: []*os.File{outR, errR, repR},
 		exited:    make(chan struct{}),
 	}
 	info.Purpose = proc.PurposeWorker
-	err = proc.Start(spawn, cmd, info)
+	w.info = info
+	cmd.Dir = info.Workdir
+	w.release, err = proc.Start(spawn, cmd, info)
 	closeAll(reqR, repW, outW, errW) // the child's ends
 	if err != nil {
 		closeAll(reqW, repR, outR, errR)
@@ -170,8 +173,9 @@ func (w *Worker) wait() {
 	err := w.cmd.Wait()
 	w.exitReason = proc.ExitReason(w.cmd.ProcessState, err)
 	proc.KillGroup(w.cmd)
-	if w.dir != "" {
-		_ = os.RemoveAll(w.dir)
+	w.release()
+	if w.info.Workdir != "" {
+		_ = os.RemoveAll(w.info.Workdir)
 	}
 	close(w.exited)
 	// A process that left the group may still hold the pipes open; do not
