@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -241,7 +242,7 @@ func (h *Host) Secret(ctx context.Context, name string) (string, error) {
 	if !ValidSecretName(name) {
 		return "", h.deny("secrets", fmt.Sprintf("%q is not a valid secret name", name))
 	}
-	if !api.Allows(h.cfg.Grant.Secrets, name) {
+	if !nameGranted(h.cfg.Grant.Secrets, name) {
 		return "", h.deny("secrets", fmt.Sprintf("secret %s not granted (allow = { secrets = { %q } })", name, name))
 	}
 	if h.cfg.Secrets == nil {
@@ -265,4 +266,18 @@ func truncateUTF8(s string, n int) string {
 		n--
 	}
 	return s[:n]
+}
+
+// nameGranted reports whether a list of names grants name: "*" grants all,
+// "PREFIX*" every name starting with PREFIX, anything else itself.
+func nameGranted(list []string, name string) bool {
+	for _, g := range list {
+		if g == "*" || g == name {
+			return true
+		}
+		if prefix, ok := strings.CutSuffix(g, "*"); ok && strings.HasPrefix(name, prefix) {
+			return true
+		}
+	}
+	return false
 }

@@ -451,3 +451,34 @@ func writeFile(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+func TestNetRuleCovers(t *testing.T) {
+	cases := []struct {
+		ceiling, request string
+		want             bool
+	}{
+		{"*", "api.example.com:443", true},
+		{"*", "8.8.8.8", true},
+		{"*", "127.0.0.1:8080", false},
+		{"*", "10.0.0.0/8", false},
+		{"127.0.0.0/8", "127.0.0.1:8080", true},
+		{"127.0.0.0/8:80", "127.0.0.1:8080", false},
+		{"10.0.0.0/8", "10.1.0.0/16", true},
+		{"10.1.0.0/16", "10.0.0.0/8", false},
+		{"*.example.com", "api.example.com:443", true},
+		{"*.example.com", "*.api.example.com", true},
+		{"*.example.com", "example.com", false},
+		{"*.example.com", "*.example.com:443", true},
+		{"api.example.com", "api.example.com:443", true},
+		{"api.example.com:443", "api.example.com", false},
+		{"https://api.example.com", "api.example.com:443", false},
+		{"https://api.example.com", "https://api.example.com", true},
+		{"api.example.com:443", "https://api.example.com", true},
+		{"api.example.com", "*", false},
+	}
+	for _, c := range cases {
+		if got := NetRuleCovers(c.ceiling, c.request); got != c.want {
+			t.Errorf("NetRuleCovers(%q, %q) = %v, want %v", c.ceiling, c.request, got, c.want)
+		}
+	}
+}

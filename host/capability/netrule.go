@@ -237,3 +237,44 @@ func isSpecialAddress(addr netip.Addr) bool {
 	}
 	return false
 }
+
+// NetRuleCovers reports whether the ceiling rule allows everything the
+// requested rule would (both in the grammar above). Policies use it to
+// intersect a step's net request with their own list: "*" in a ceiling
+// covers any host name and public address but never a loopback, private or
+// other special range, which a ceiling must name by address or CIDR.
+func NetRuleCovers(ceiling, request string) bool {
+	c, err := parseNetRule(ceiling)
+	if err != nil {
+		return false
+	}
+	r, err := parseNetRule(request)
+	if err != nil {
+		return false
+	}
+	if c.scheme != "" && c.scheme != r.scheme {
+		return false
+	}
+	if c.port != 0 && c.port != r.port {
+		return false
+	}
+	switch {
+	case r.isAddress():
+		if c.isAddress() {
+			return c.prefix.Bits() <= r.prefix.Bits() && c.prefix.Contains(r.prefix.Addr())
+		}
+		// A name ceiling covers only single public addresses, and only "*".
+		return c.host == "*" && r.prefix.IsSingleIP() && !isSpecialAddress(r.prefix.Addr())
+	case c.isAddress():
+		return false
+	case c.host == "*":
+		return true
+	case r.host == "*":
+		return false
+	case strings.HasPrefix(c.host, "*."):
+		suffix := c.host[1:] // ".example.com"
+		return strings.HasSuffix(strings.TrimPrefix(r.host, "*"), suffix) && r.host != c.host[2:]
+	default:
+		return c.host == r.host
+	}
+}
