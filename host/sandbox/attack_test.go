@@ -583,3 +583,36 @@ func assertNoProcessesOf(t *testing.T, sb *Sandbox) {
 		}
 	}
 }
+
+func TestWorkdirUnderTmpShowsAtHweWork(t *testing.T) {
+	runTmp := t.TempDir()
+	work := t.TempDir() // under the host's /tmp, like a runner's scratch folder
+	spec := Spec{TempDir: runTmp, Workdir: work}
+	if Probe().Active(LayerMountNS) {
+		if got := spec.Inside(work + "/x"); got != "/hwe/work/x" {
+			t.Fatalf("Inside(workdir/x) = %q", got)
+		}
+		if got := spec.Inside(runTmp + "/a/b"); got != "/tmp/a/b" {
+			t.Fatalf("Inside(tempdir/a/b) = %q", got)
+		}
+	}
+	cmd := exec.Command(bashPath, "-c", `pwd; echo "home=$HOME"; echo hi > file && echo wrote`)
+	cmd.Dir = work
+	var out strings.Builder
+	cmd.Stdout = &out
+	release, err := Start(cmd, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(work, "file")); string(b) != "hi\n" {
+		t.Fatalf("the step did not write its workdir: %q", b)
+	}
+	if Probe().Active(LayerMountNS) && out.String() != "/hwe/work\nhome=/hwe/work\nwrote\n" {
+		t.Fatalf("output %q", out.String())
+	}
+}

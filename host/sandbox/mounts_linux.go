@@ -192,7 +192,7 @@ func openBinds(spec *helperSpec) ([]*bind, error) {
 			return nil, err
 		}
 	}
-	if _, err := add(spec.Workdir, "", true, false); err != nil {
+	if _, err := add(spec.Workdir, spec.WorkHost, true, false); err != nil {
 		return nil, err
 	}
 	for _, p := range spec.Write {

@@ -88,7 +88,8 @@ func ExpandLayers(names []string) ([]string, error) {
 type Spec struct {
 	// Workdir is the process's private working folder (host path). Wrap
 	// makes it owned by the step's uid. "" = a fresh folder that Close
-	// removes.
+	// removes. Inside, it keeps its path, or shows as /hwe/work when it is
+	// under the host's /tmp (see Inside).
 	Workdir string
 	// TempDir is the run's scratch folder, shared by its steps; the process
 	// sees it as /tmp. "" = a private /tmp for this process alone.
@@ -214,4 +215,39 @@ func (s *Spec) checkPaths() error {
 	return nil
 }
 
-func underTmp(p string) bool { return p == "/tmp" || strings.HasPrefix(p, "/tmp/") }
+func underTmp(p string) bool { return under(p, "/tmp") }
+
+// under reports whether p is dir or inside it (both clean and absolute).
+func under(p, dir string) bool {
+	return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
+}
+
+// workInside is where a workdir under the host's /tmp shows inside a
+// private root (the step's /tmp is its run's TempDir).
+const workInside = "/hwe/work"
+
+// Inside returns the path at which the sandboxed process sees a host path:
+// TempDir and what is in it under /tmp, a workdir under the host's /tmp
+// under /hwe/work, anything else at the same path. Runners use it for
+// folders they name to a worker after it started.
+func (s Spec) Inside(hostPath string) string {
+	if hostPath == "" || s.Off || os.Getenv("HWE_SANDBOX") == "off" || !Probe().Active(LayerMountNS) {
+		return hostPath
+	}
+	return insidePath(s.TempDir, s.Workdir, hostPath)
+}
+
+func insidePath(tempDir, workdir, hostPath string) string {
+	p := filepath.Clean(hostPath)
+	rebase := func(from, to string) string { return filepath.Join(to, strings.TrimPrefix(p, from)) }
+	if tempDir != "" && under(p, filepath.Clean(tempDir)) {
+		return rebase(filepath.Clean(tempDir), "/tmp")
+	}
+	if workdir != "" {
+		w := filepath.Clean(workdir)
+		if under(p, w) && underTmp(w) {
+			return rebase(w, workInside)
+		}
+	}
+	return p
+}

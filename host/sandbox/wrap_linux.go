@@ -83,8 +83,12 @@ func Wrap(cmd *exec.Cmd, spec Spec) (*Sandbox, error) {
 		return nil, err
 	}
 	newRoot := !off && st.report.Active(LayerMountNS)
-	if newRoot && underTmp(sb.workdir) {
-		return nil, fmt.Errorf("sandbox: workdir %s: /tmp inside a step is the run's scratch folder; use a workdir elsewhere", sb.workdir)
+	// inside maps a host path to where the process sees it.
+	inside := func(p string) string {
+		if !newRoot {
+			return p
+		}
+		return insidePath(spec.TempDir, sb.workdir, p)
 	}
 	cwd := sb.workdir
 	if cmd.Dir != "" {
@@ -97,7 +101,7 @@ func Wrap(cmd *exec.Cmd, spec Spec) (*Sandbox, error) {
 	} else if tmpInside == "" {
 		tmpInside = sb.workdir
 	}
-	env := scrubbedEnv(cmd.Env, sb.workdir, tmpInside)
+	env := scrubbedEnv(cmd.Env, inside(sb.workdir), tmpInside)
 
 	if off {
 		cmd.Env = env
@@ -125,9 +129,10 @@ func Wrap(cmd *exec.Cmd, spec Spec) (*Sandbox, error) {
 		Mode:      st.mode,
 		NewRoot:   newRoot,
 		MountProc: newRoot && st.report.Active(LayerPIDNS),
-		Program:   prog,
-		Workdir:   sb.workdir,
-		Cwd:       cwd,
+		Program:   inside(prog),
+		Workdir:   inside(sb.workdir),
+		WorkHost:  sb.workdir,
+		Cwd:       inside(cwd),
 		ReadPaths: spec.ReadPaths,
 		Write:     spec.WritePaths,
 		UID:       -1,
@@ -199,6 +204,21 @@ func Wrap(cmd *exec.Cmd, spec Spec) (*Sandbox, error) {
 
 // Workdir is the process's working folder on the host.
 func (s *Sandbox) Workdir() string { return s.workdir }
+
+// Start wraps cmd and starts it: the SpawnFunc of a runner. release kills
+// what is left of the process tree and cleans up; call it once the process
+// has been waited for.
+func Start(cmd *exec.Cmd, spec Spec) (release func(), err error) {
+	sb, err := Wrap(cmd, spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		sb.Close()
+		return nil, err
+	}
+	return func() { sb.Close() }, nil
+}
 
 // Layers lists the layers this process runs under.
 func (s *Sandbox) Layers() []string { return slices.Clone(s.layers) }
@@ -321,17 +341,14 @@ func workBase() string {
 
 // visibleInside reports whether a host path shows inside a new root.
 func visibleInside(p string, spec Spec, workdir string) bool {
-	under := func(dir string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
-	for _, d := range systemPaths {
-		if under(d) {
-			return true
-		}
+	dirs := append([]string{workdir}, systemPaths...)
+	if spec.TempDir != "" {
+		dirs = append(dirs, spec.TempDir)
 	}
-	if under(workdir) {
-		return true
-	}
-	for _, d := range append(slices.Clone(spec.ReadPaths), spec.WritePaths...) {
-		if under(d) {
+	dirs = append(dirs, spec.ReadPaths...)
+	dirs = append(dirs, spec.WritePaths...)
+	for _, d := range dirs {
+		if under(p, d) {
 			return true
 		}
 	}
