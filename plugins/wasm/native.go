@@ -125,10 +125,14 @@ func (r *Runner) runNative(ctx context.Context, req *api.StepRequest, host api.H
 	// A guest that failed by setting an error returned normally: its
 	// instance is intact. Any other error (trap, timeout, memory) may have
 	// left it broken or closed, so it is thrown away.
-	guestMsg := ""
+	guestMsg, trapMsg := "", ""
 	if err != nil && callCtx.Err() == nil && !inst.watch.exceeded() {
-		if msg := inst.plugin.GetErrorWithContext(callCtx); msg != "" && msg == err.Error() {
+		switch msg := inst.plugin.GetErrorWithContext(callCtx); {
+		case msg == "":
+		case msg == err.Error():
 			guestMsg = msg
+		default:
+			trapMsg = msg // set just before trapping, e.g. by an abort handler
 		}
 	}
 	if (err == nil || guestMsg != "") && reusable {
@@ -140,6 +144,10 @@ func (r *Runner) runNative(ctx context.Context, req *api.StepRequest, host api.H
 	switch {
 	case guestMsg != "":
 		return nil, guestFailure(guestMsg, state.denied)
+	case trapMsg != "":
+		return nil, withDenials(&api.StepError{
+			Message: fmt.Sprintf("WASM function '%s' trapped: %s (%s)", fn, trapMsg, firstLine(err)),
+			Trace:   err.Error()}, state.denied)
 	case err != nil:
 		f := r.callFailure(ctx, callCtx, inst.watch, fn, lim, err)
 		if strings.Contains(err.Error(), "HTTP request to") && strings.Contains(err.Error(), "is not allowed") {

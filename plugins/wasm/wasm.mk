@@ -22,13 +22,13 @@ WASM_GO_FLAGS := -buildmode=c-shared -trimpath -ldflags='-s -w -buildid='
 WASM_GO_SDK := $(wildcard guest-sdks/go/go.mod guest-sdks/go/hwe/*.go)
 
 WASM_AS_DIR := guest-sdks/assemblyscript
-WASM_AS_SOURCES := $(wildcard $(WASM_AS_DIR)/assembly/*.ts $(WASM_AS_DIR)/examples/*.ts) $(WASM_AS_DIR)/package.json $(WASM_AS_DIR)/asconfig.json
+WASM_AS_SDK := $(wildcard $(WASM_AS_DIR)/assembly/*.ts) $(WASM_AS_DIR)/package.json $(WASM_AS_DIR)/asconfig.json
 
 .PHONY: wasm-all wasm-fixtures wasm-guests wasm-tools wasm-clean-cache
 
 wasm-all: wasm-fixtures wasm-guests
 
-wasm-fixtures: $(WASM_WAT_TARGETS) testdata/wasm/goguest.wasm
+wasm-fixtures: $(WASM_WAT_TARGETS) testdata/wasm/goguest.wasm testdata/wasm/asguest.wasm
 
 wasm-guests: workflows/wasm_go_stats.wasm workflows/wasm_as_text.wasm
 
@@ -46,8 +46,11 @@ $(WASM_AS_DIR)/node_modules/.package-lock.json: $(WASM_AS_DIR)/package.json $(WA
 	@command -v npm >/dev/null || { echo "npm missing: install Node.js 18 or later" >&2; exit 1; }
 	cd $(WASM_AS_DIR) && npm ci --no-audit --no-fund
 
-workflows/wasm_as_text.wasm: $(WASM_AS_SOURCES) $(WASM_AS_DIR)/node_modules/.package-lock.json
-	cd $(WASM_AS_DIR) && npm run --silent build:example -- --outFile ../../$@
+workflows/wasm_as_text.wasm: $(WASM_AS_DIR)/examples/text.ts $(WASM_AS_SDK) $(WASM_AS_DIR)/node_modules/.package-lock.json
+	cd $(WASM_AS_DIR) && npm run --silent build:example
+
+testdata/wasm/asguest.wasm: $(WASM_AS_DIR)/tests/asguest.ts $(WASM_AS_SDK) $(WASM_AS_DIR)/node_modules/.package-lock.json
+	cd $(WASM_AS_DIR) && npm run --silent build:test
 
 wasm-clean-cache:
 	rm -rf "$${XDG_CACHE_HOME:-$$HOME/.cache}/hwe/wasm"
