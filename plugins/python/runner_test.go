@@ -17,33 +17,8 @@ import (
 
 	"github.com/hwe-run/hwe/host/api"
 	"github.com/hwe-run/hwe/plugins/internal/proc"
+	"github.com/hwe-run/hwe/plugins/internal/steptest"
 )
-
-// logHost records the lines a step logs.
-type logHost struct {
-	api.NopHost
-	mu    sync.Mutex
-	lines []string // "stream: line"
-	seen  chan string
-}
-
-func newLogHost() *logHost { return &logHost{seen: make(chan string, 100)} }
-
-func (h *logHost) Log(stream, line string) {
-	h.mu.Lock()
-	h.lines = append(h.lines, stream+": "+line)
-	h.mu.Unlock()
-	select {
-	case h.seen <- stream + ": " + line:
-	default:
-	}
-}
-
-func (h *logHost) Lines() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]string(nil), h.lines...)
-}
 
 var (
 	sharedOnce   sync.Once
@@ -71,19 +46,12 @@ func TestMain(m *testing.M) {
 }
 
 func step(name, code string, inputs map[string]string) *api.StepRequest {
-	req := &api.StepRequest{Step: name, Workflow: "wf", Language: api.LangPython, Code: code}
-	if len(inputs) > 0 {
-		req.Inputs = map[string]json.RawMessage{}
-		for k, v := range inputs {
-			req.Inputs[k] = json.RawMessage(v)
-		}
-	}
-	return req
+	return steptest.Step(api.LangPython, name, code, inputs)
 }
 
 func run(t *testing.T, r *Runner, req *api.StepRequest) (string, error) {
 	t.Helper()
-	out, err := r.Run(context.Background(), req, newLogHost())
+	out, err := r.Run(context.Background(), req, steptest.NewHost())
 	return string(out), err
 }
 
@@ -94,15 +62,6 @@ func mustRun(t *testing.T, r *Runner, req *api.StepRequest) string {
 		t.Fatalf("step %s: %v", req.Step, err)
 	}
 	return out
-}
-
-func stepErr(t *testing.T, err error) *api.StepError {
-	t.Helper()
-	var se *api.StepError
-	if !errors.As(err, &se) {
-		t.Fatalf("want a *api.StepError, got %T: %v", err, err)
-	}
-	return se
 }
 
 func TestRootStepCallsRunWithoutArguments(t *testing.T) {
@@ -125,11 +84,11 @@ func TestStepWithInputsGetsRunInputs(t *testing.T) {
 func TestArityFollowsTheReference(t *testing.T) {
 	r := runner(t)
 	_, err := run(t, r, step("root", "def run(inputs):\n    return 1\n", nil))
-	if got := stepErr(t, err).Message; got != "TypeError: run() missing 1 required positional argument: 'inputs'" {
+	if got := steptest.StepError(t, err).Message; got != "TypeError: run() missing 1 required positional argument: 'inputs'" {
 		t.Fatalf("root step with run(inputs): %q", got)
 	}
 	_, err = run(t, r, step("child", "def run():\n    return 1\n", map[string]string{"a": "1"}))
-	if got := stepErr(t, err).Message; got != "TypeError: run() takes 0 positional arguments but 1 was given" {
+	if got := steptest.StepError(t, err).Message; got != "TypeError: run() takes 0 positional arguments but 1 was given" {
 		t.Fatalf("child step with run(): %q", got)
 	}
 	// parallel_demo's task_b: an optional argument works both ways.
@@ -141,11 +100,11 @@ func TestArityFollowsTheReference(t *testing.T) {
 func TestMissingOrNonCallableRun(t *testing.T) {
 	r := runner(t)
 	_, err := run(t, r, step("s1", "x = 1\n", nil))
-	if got := stepErr(t, err).Message; got != "No 'run' function found in step s1" {
+	if got := steptest.StepError(t, err).Message; got != "No 'run' function found in step s1" {
 		t.Fatalf("missing run: %q", got)
 	}
 	_, err = run(t, r, step("s2", "run = 5\n", nil))
-	if got := stepErr(t, err).Message; got != "'run' is not callable in step s2" {
+	if got := steptest.StepError(t, err).Message; got != "'run' is not callable in step s2" {
 		t.Fatalf("non-callable run: %q", got)
 	}
 }
@@ -172,7 +131,7 @@ func TestReturnValueConversion(t *testing.T) {
 		}
 	}
 	_, err := run(t, r, step("conv", "def run():\n    return {1, 2}\n", nil))
-	if got := stepErr(t, err).Message; got != "TypeError: Object of type set is not JSON serializable" {
+	if got := steptest.StepError(t, err).Message; got != "TypeError: Object of type set is not JSON serializable" {
 		t.Fatalf("set: %q", got)
 	}
 }
@@ -198,7 +157,7 @@ func TestExceptionMessageAndWorkflowLine(t *testing.T) {
 	req := step("boom", "def helper(x):\n    return x / 0\n\ndef run():\n    return helper(1)\n", nil)
 	req.WorkflowFile, req.CodeLine = "/wf/pipeline.lua", 20
 	_, err := run(t, r, req)
-	se := stepErr(t, err)
+	se := steptest.StepError(t, err)
 	if se.Message != "ZeroDivisionError: division by zero" {
 		t.Fatalf("message %q", se.Message)
 	}
@@ -222,7 +181,7 @@ func TestSyntaxErrorReportsFileLine(t *testing.T) {
 	req := step("bad", "def run():\n    return {'a': 1\n\nx = 2\n", nil)
 	req.WorkflowFile, req.CodeLine = "/wf/pipeline.lua", 7
 	_, err := run(t, r, req)
-	se := stepErr(t, err)
+	se := steptest.StepError(t, err)
 	if !strings.HasPrefix(se.Message, "SyntaxError: ") || se.Line < 8 || se.Line > 10 {
 		t.Fatalf("got %q at line %d", se.Message, se.Line)
 	}
@@ -240,7 +199,7 @@ func TestArityErrorPointsAtDef(t *testing.T) {
 	req := step("root", "import json\n\ndef run(inputs):\n    return 1\n", nil)
 	req.WorkflowFile, req.CodeLine = "/wf/x.lua", 10
 	_, err := run(t, r, req)
-	if se := stepErr(t, err); se.Line != 12 {
+	if se := steptest.StepError(t, err); se.Line != 12 {
 		t.Fatalf("line %d, want 12 (the def)", se.Line)
 	}
 }
@@ -275,7 +234,7 @@ func TestEachStepHasFreshGlobals(t *testing.T) {
 
 func TestPrintsGoToTheStepLog(t *testing.T) {
 	r := runner(t)
-	h := newLogHost()
+	h := steptest.NewHost()
 	code := "import sys, subprocess\nprint('hello')\ndef run():\n    print('from run', 42)\n    print('oops', file=sys.stderr)\n    subprocess.run(['echo', 'child'])\n    sys.stdout.write('no newline')\n    return {'ok': True}\n"
 	out, err := r.Run(context.Background(), step("printer", code, nil), h)
 	if err != nil {
@@ -298,7 +257,7 @@ func TestPrintsGoToTheStepLog(t *testing.T) {
 		}
 	}
 	// The next step's log starts clean.
-	h2 := newLogHost()
+	h2 := steptest.NewHost()
 	if _, err := r.Run(context.Background(), step("quiet", "def run():\n    return 1\n", nil), h2); err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +270,7 @@ func TestStepCannotBreakItsWorkerStreams(t *testing.T) {
 	r := runner(t)
 	code := "import sys, io\ndef run():\n    sys.stdout = io.StringIO()\n    print('swallowed')\n    return 1\n"
 	mustRun(t, r, step("swap", code, nil))
-	h := newLogHost()
+	h := steptest.NewHost()
 	if _, err := r.Run(context.Background(), step("after", "def run():\n    print('visible')\n    return 1\n", nil), h); err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +282,7 @@ func TestStepCannotBreakItsWorkerStreams(t *testing.T) {
 func TestSystemExitFailsOnlyTheStep(t *testing.T) {
 	r := runner(t)
 	_, err := run(t, r, step("exit", "import sys\ndef run():\n    sys.exit(3)\n", nil))
-	if got := stepErr(t, err).Message; got != "SystemExit: 3" {
+	if got := steptest.StepError(t, err).Message; got != "SystemExit: 3" {
 		t.Fatalf("got %q", got)
 	}
 	mustRun(t, r, step("next", "def run():\n    return 1\n", nil))
@@ -392,35 +351,15 @@ func TestPrivateFolderWhenNoTempDir(t *testing.T) {
 	}
 }
 
-// pidFromLog waits for the step to log "pid N" and returns N.
-func pidFromLog(t *testing.T, h *logHost, prefix string) int {
-	t.Helper()
-	timeout := time.After(20 * time.Second)
-	for {
-		select {
-		case line := <-h.seen:
-			if rest, ok := strings.CutPrefix(line, "stdout: "+prefix+" "); ok {
-				pid, err := strconv.Atoi(rest)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return pid
-			}
-		case <-timeout:
-			t.Fatalf("step never logged %q; log: %q", prefix, h.Lines())
-		}
-	}
-}
-
 func TestKilledWorkerFailsOnlyItsStep(t *testing.T) {
 	r := runner(t)
-	h := newLogHost()
+	h := steptest.NewHost()
 	errc := make(chan error, 1)
 	go func() {
 		_, err := r.Run(context.Background(), step("victim", "import os, time\ndef run():\n    print('pid', os.getpid())\n    time.sleep(60)\n", nil), h)
 		errc <- err
 	}()
-	pid := pidFromLog(t, h, "pid")
+	pid := h.WaitPID(t, "pid")
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -443,7 +382,7 @@ func TestKilledWorkerFailsOnlyItsStep(t *testing.T) {
 
 func TestContextTimeoutKillsProcessGroup(t *testing.T) {
 	r := runner(t)
-	h := newLogHost()
+	h := steptest.NewHost()
 	code := "import subprocess, time\ndef run():\n    p = subprocess.Popen(['sleep', '300'])\n    print('child', p.pid, flush=True)\n    time.sleep(300)\n"
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
@@ -456,25 +395,8 @@ func TestContextTimeoutKillsProcessGroup(t *testing.T) {
 	if elapsed > 8*time.Second {
 		t.Fatalf("Run returned %v after the deadline", elapsed)
 	}
-	child := pidFromLog(t, h, "child")
-	waitGone(t, child)
-}
-
-// waitGone waits until pid no longer runs (gone, or a zombie nobody reaps).
-func waitGone(t *testing.T, pid int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			return
-		}
-		if f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:])); len(f) > 0 && f[0] == "Z" {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("process %d is still running", pid)
+	child := h.WaitPID(t, "child")
+	steptest.WaitGone(t, child)
 }
 
 func TestIsolationProcessUsesFreshWorker(t *testing.T) {
@@ -529,7 +451,7 @@ func TestConcurrentSteps(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			h := newLogHost()
+			h := steptest.NewHost()
 			req := step(fmt.Sprintf("c%d", i), fmt.Sprintf("def run():\n    print('step %d')\n    return %d\n", i, i), nil)
 			out, err := r.Run(context.Background(), req, h)
 			if err != nil {
