@@ -58,7 +58,10 @@ func LoadSource(file string, src []byte, opts LoadOptions) (*Workflow, error) {
 	l := &loader{file: file, src: src, opts: opts, lines: strings.Split(string(src), "\n")}
 	w := l.load()
 	if len(l.problems) > 0 {
-		sort.SliceStable(l.problems, func(i, j int) bool { return l.problems[i].Line < l.problems[j].Line })
+		sort.SliceStable(l.problems, func(i, j int) bool {
+			a, b := l.problems[i], l.problems[j]
+			return a.Line < b.Line || a.Line == b.Line && a.Message < b.Message
+		})
 		return nil, l.problems
 	}
 	return w, nil
@@ -105,7 +108,16 @@ func (l *loader) load() *Workflow {
 	if len(l.problems) == 0 && l.opts.CheckStep != nil {
 		for _, s := range w.Steps {
 			for _, msg := range l.opts.CheckStep(s, w) {
-				l.addf(s.Line, "step %q: %s", s.Name, msg)
+				line := s.Line
+				// A runner that located the problem in the file says "FILE:LINE: ...".
+				if rest, ok := strings.CutPrefix(msg, l.file+":"); ok {
+					if i := strings.Index(rest, ": "); i > 0 {
+						if n, err := strconv.Atoi(rest[:i]); err == nil {
+							line, msg = n, rest[i+2:]
+						}
+					}
+				}
+				l.addf(line, "step %q: %s", s.Name, msg)
 			}
 		}
 	}
@@ -150,14 +162,14 @@ func (l *loader) evaluate() (*lua.LTable, bool) {
 	if err != nil {
 		msg := err.Error()
 		if ctx.Err() != nil {
-			l.addf(l.pos.workflowLine, "evaluating the workflow file took longer than %s", timeout)
+			l.addf(max(l.pos.workflowLine, 1), "evaluating the workflow file took longer than %s (an endless loop?)", timeout)
 			return nil, false
 		}
 		var apiErr *lua.ApiError
 		if errors.As(err, &apiErr) {
 			msg = apiErr.Object.String()
 		}
-		line := l.pos.workflowLine
+		line := max(l.pos.workflowLine, 1)
 		if m := luaErrLine.FindStringSubmatch(msg); m != nil {
 			line, _ = strconv.Atoi(m[1])
 			msg = msg[len(m[0]):]

@@ -139,7 +139,11 @@ func (l *loader) stringList(v lua.LValue, line int, step, field string) []string
 	}
 	t, ok := v.(*lua.LTable)
 	if !ok {
-		l.addf(line, "step %q: %s must be a list of step names like { \"a\", \"b\" }, not a %s", step, field, v.Type())
+		what := "strings"
+		if field == "depends_on" {
+			what = "step names"
+		}
+		l.addf(line, "step %q: %s must be a list of %s like { \"a\", \"b\" }, not a %s", step, field, what, v.Type())
 		return nil
 	}
 	var out []string

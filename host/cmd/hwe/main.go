@@ -6,20 +6,15 @@ import (
 	"os"
 
 	"github.com/hwe-run/hwe/host/cli"
-	"github.com/hwe-run/hwe/host/config"
-	"github.com/hwe-run/hwe/host/registry"
-	luarunner "github.com/hwe-run/hwe/plugins/lua"
 )
 
 func main() {
-	env := cli.OSEnv()
-	env.Runners = runners
-	os.Exit(cli.Main(env, os.Args))
+	os.Exit(hweMain())
 }
 
-// runners builds the registry of every runner for a configuration.
-func runners(cfg *config.Config) (*registry.Registry, error) {
-	reg := registry.New()
-	reg.Register(luarunner.New(luarunner.Options{}))
-	return reg, nil
+// hweMain is main without the exit, so tests can run the CLI in-process.
+func hweMain() int {
+	env := cli.OSEnv()
+	env.Runners = runners
+	return cli.Main(env, os.Args)
 }

@@ -1,0 +1,5 @@
+workflow = {
+  steps = {
+    old = { run = function() return 1 end },
+  },
+}

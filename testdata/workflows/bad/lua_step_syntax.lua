@@ -1,0 +1,11 @@
+workflow = {
+  steps = {
+    a = {
+      code = [[
+function run()
+  return 1 +
+end
+]],
+    },
+  },
+}

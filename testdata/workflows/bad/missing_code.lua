@@ -1,0 +1,7 @@
+workflow = {
+  name = "missing_code",
+  steps = {
+    a = { language = "python" },
+    b = { language = "lua" },
+  },
+}

@@ -1,0 +1,6 @@
+local helpers = nil
+workflow = {
+  steps = {
+    a = { code = helpers.code },
+  },
+}

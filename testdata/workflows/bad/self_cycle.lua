@@ -1,0 +1,5 @@
+workflow = {
+  steps = {
+    a = { depends_on = { "a" }, code = "function run() end" },
+  },
+}

@@ -1,0 +1,6 @@
+workflow = {
+  steps = {
+    a = { code = "function run() end" }
+    b = { code = "function run() end" },
+  },
+}
