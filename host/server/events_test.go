@@ -61,7 +61,7 @@ func TestSSEReplaysThenStreamsLive(t *testing.T) {
 	}
 	joined := strings.Join(types, ",")
 	for _, want := range []string{
-		"run_started,step_started,log,output,step_finished,step_started,log", // a, then b waiting
+		"run_started,step_started,log,output,step_finished,step_started,log",  // a, then b waiting
 		"output,step_finished,step_started,output,step_finished,run_finished", // b and c live
 	} {
 		if !strings.Contains(joined, want) {

@@ -54,6 +54,7 @@ func (s *Server) routes(ui http.Handler) http.Handler {
 	api.HandleFunc("GET /api/workflows", viewer(s.handleLegacyList))
 	api.HandleFunc("POST /api/workflows/{name}/run", operator(s.handleLegacyRun))
 
+	s.apiMux = api
 	root := http.NewServeMux()
 	root.Handle("/api/", jsonMuxErrors(api))
 	root.HandleFunc("GET /healthz", s.handleHealth)

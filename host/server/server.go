@@ -98,6 +98,7 @@ type Server struct {
 	metrics *metrics
 	sched   *scheduler
 	handler http.Handler
+	apiMux  *http.ServeMux // the /api/ routes (tests check them against openapi.json)
 
 	stopOnce sync.Once
 	stop     chan struct{} // closed by Shutdown: background loops end
