@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/hwe-run/hwe/host/api"
 	"github.com/hwe-run/hwe/host/config"
 	"github.com/hwe-run/hwe/host/registry"
 	ucli "github.com/urfave/cli/v2"
@@ -30,6 +31,9 @@ type Env struct {
 	// built-in runners and discovered plugins in here; the CLI never imports
 	// a runner itself.
 	Runners func(cfg *config.Config) (*registry.Registry, error)
+	// PluginInfos lists third-party runner plugins with their versions for
+	// `hwe plugins list` (nil = none).
+	PluginInfos func(cfg *config.Config) []api.RunnerInfo
 	// Commands are extra commands (serve, worker, runs, doctor) wired by main.
 	Commands []*ucli.Command
 }

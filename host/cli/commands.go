@@ -5,6 +5,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/hwe-run/hwe/host/api"
 	"github.com/hwe-run/hwe/host/workflow"
 	ucli "github.com/urfave/cli/v2"
 )
@@ -113,7 +114,17 @@ func pluginsCommand(env *Env) *ucli.Command {
 				defer reg.Close()
 				tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "NAME\tVERSION\tKIND\tLANGUAGES\tPATH")
-				for _, info := range reg.Infos() {
+				infos := reg.Infos()
+				if env.PluginInfos != nil {
+					var builtin []api.RunnerInfo
+					for _, info := range infos {
+						if info.Kind != "plugin" {
+							builtin = append(builtin, info)
+						}
+					}
+					infos = append(builtin, env.PluginInfos(cfg)...)
+				}
+				for _, info := range infos {
 					path := info.Path
 					if path == "" {
 						path = "-"

@@ -1,14 +1,19 @@
 // Command hwe runs workflows. main only wires the runners into the CLI; the
-// same binary re-executes itself as the subprocess runner plugins.
+// same binary re-executes itself as the subprocess runner plugins
+// (`hwe __runner python`), so there is one file to install.
 package main
 
 import (
 	"os"
 
 	"github.com/hwe-run/hwe/host/cli"
+	"github.com/hwe-run/hwe/host/plugin"
 )
 
 func main() {
+	if plugin.ServeBuiltinIfRequested(os.Args, builtinRunner) {
+		return // this process was a runner plugin
+	}
 	os.Exit(hweMain())
 }
 
@@ -16,5 +21,6 @@ func main() {
 func hweMain() int {
 	env := cli.OSEnv()
 	env.Runners = runners
+	env.PluginInfos = pluginInfos
 	return cli.Main(env, os.Args)
 }

@@ -14,12 +14,17 @@ import (
 	"testing"
 
 	"github.com/hwe-run/hwe/host/cli"
+	"github.com/hwe-run/hwe/host/plugin"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
 func TestMain(m *testing.M) {
+	// The runner plugins re-execute this test binary as `hwe __runner NAME`.
+	if plugin.ServeBuiltinIfRequested(os.Args, builtinRunner) {
+		return
+	}
 	testscript.Main(m, map[string]func(){
 		"hwe": func() { os.Exit(hweMain()) },
 	})
@@ -41,7 +46,7 @@ func runCLI(t *testing.T, dir string, args ...string) (string, string, int) {
 			return ""
 		}
 		return os.Getenv(k)
-	}, Dir: dir, Runners: runners}
+	}, Dir: dir, Runners: runners, PluginInfos: pluginInfos}
 	code := cli.Main(env, append([]string{"hwe"}, args...))
 	return out.String(), errb.String(), code
 }

@@ -1,14 +1,110 @@
 package main
 
 import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hwe-run/hwe/host/api"
 	"github.com/hwe-run/hwe/host/config"
+	"github.com/hwe-run/hwe/host/plugin"
 	"github.com/hwe-run/hwe/host/registry"
 	luarunner "github.com/hwe-run/hwe/plugins/lua"
+	noderunner "github.com/hwe-run/hwe/plugins/node"
+	pythonrunner "github.com/hwe-run/hwe/plugins/python"
+	shellrunner "github.com/hwe-run/hwe/plugins/shell"
+	wasmrunner "github.com/hwe-run/hwe/plugins/wasm"
 )
 
-// runners builds the registry of every runner for a configuration.
+// Settings that reach the subprocess plugins through their (otherwise empty)
+// environment.
+const (
+	envPython = "HWE_PYTHON"
+	envNode   = "HWE_NODE"
+	envBash   = "HWE_BASH"
+)
+
+// builtinRunner builds the runner a re-executed `hwe __runner NAME` serves.
+// It runs inside the plugin process, whose environment holds only what
+// subprocessConfig put there.
+func builtinRunner(name string) api.Runner {
+	switch name {
+	case "python":
+		return pythonrunner.New(pythonrunner.Options{Interpreter: os.Getenv(envPython)})
+	case "node":
+		return noderunner.New(noderunner.Options{Interpreter: os.Getenv(envNode)})
+	case "shell":
+		return shellrunner.New(shellrunner.Options{Bash: os.Getenv(envBash)})
+	}
+	return nil
+}
+
+// runners builds the registry of every runner for a configuration: Lua and
+// WASM in process, Python, JavaScript and shell as plugins of this same
+// binary, and third-party hwe-runner-<language> plugins found on the plugin
+// path. Nothing is started until a step needs it.
 func runners(cfg *config.Config) (*registry.Registry, error) {
 	reg := registry.New()
 	reg.Register(luarunner.New(luarunner.Options{}))
+	reg.Register(wasmrunner.New(wasmrunner.Options{}))
+
+	env := []string{}
+	for key, name := range map[string]string{"python": envPython, "node": envNode, "bash": envBash} {
+		if v := cfg.Get(key); v != "" {
+			env = append(env, name+"="+v)
+		}
+	}
+	for _, local := range []api.Runner{
+		pythonrunner.New(pythonrunner.Options{}),
+		noderunner.New(noderunner.Options{}),
+		shellrunner.New(shellrunner.Options{}),
+	} {
+		info := local.Info()
+		pc := plugin.BuiltinConfig(info)
+		pc.Env = env
+		info.Kind = "builtin-plugin"
+		for _, lang := range info.Languages {
+			reg.RegisterFactory(lang, info, func() (api.Runner, error) { return plugin.NewClient(pc) })
+		}
+	}
+	for _, f := range plugin.Discover(pluginDirs(cfg)) {
+		if f.Err != nil || reg.Has(f.Language) {
+			continue // built-in languages are not overridden; broken plugins show in `hwe plugins list`
+		}
+		pc := f.Config()
+		info := api.RunnerInfo{Name: f.Language, Languages: []string{f.Language}, Kind: "plugin", Path: f.Path}
+		reg.RegisterFactory(f.Language, info, func() (api.Runner, error) { return plugin.NewClient(pc) })
+	}
 	return reg, nil
+}
+
+// pluginDirs is the plugin search path: plugin_path (HWE_PLUGIN_PATH), then ~/.hwe/plugins.
+func pluginDirs(cfg *config.Config) []string {
+	var dirs []string
+	for _, d := range strings.Split(cfg.Get("plugin_path"), ":") {
+		if d != "" {
+			dirs = append(dirs, d)
+		}
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		dirs = append(dirs, filepath.Join(home, ".hwe", "plugins"))
+	}
+	return dirs
+}
+
+// pluginInfos lists the third-party plugins with the version each reports.
+func pluginInfos(cfg *config.Config) []api.RunnerInfo {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out []api.RunnerInfo
+	for _, l := range plugin.List(ctx, plugin.Discover(pluginDirs(cfg)), nil) {
+		info := l.RunnerInfo
+		if l.Err != nil {
+			info.Version = "unusable: " + l.Err.Error()
+		}
+		out = append(out, info)
+	}
+	return out
 }
