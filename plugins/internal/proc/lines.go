@@ -37,8 +37,12 @@ type Capture struct {
 // for parsing its result (everything still goes to the step's log).
 const DefaultCaptureLimit = 64 << 20
 
-// Add appends text (a line plus, if complete, its newline).
+// Add appends text (a line plus, if complete, its newline). Once the limit
+// is reached nothing more is kept, so what is kept is a prefix.
 func (c *Capture) Add(line string, complete bool) {
+	if c.Truncated {
+		return
+	}
 	limit := c.Limit
 	if limit <= 0 {
 		limit = DefaultCaptureLimit

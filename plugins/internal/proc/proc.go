@@ -6,6 +6,7 @@
 package proc
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -83,6 +84,9 @@ func Start(spawn SpawnFunc, cmd *exec.Cmd, info SpawnInfo) (release func(), err 
 	}
 	cmd.SysProcAttr.Setpgid = true
 	// If hwe (or the plugin process) dies, its interpreters die with it.
+	// (Linux ties this to the OS thread that started the process; the host
+	// never ends threads, and warm workers also exit when their request
+	// pipe closes.)
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	release, err = spawn(cmd, info)
 	if release == nil {
@@ -160,6 +164,8 @@ type Scratch struct {
 	err    error
 }
 
+var errScratchClosed = errors.New("scratch area closed")
+
 // StepDir returns the folder a step runs in: req.TempDir when the engine
 // gave one, otherwise a fresh private folder that cleanup removes.
 func (s *Scratch) StepDir(req *api.StepRequest) (dir string, cleanup func(), err error) {
@@ -212,9 +218,10 @@ func EmptyDir(dir string) error {
 	return os.Chmod(dir, 0o700)
 }
 
-// Close removes the parent folder and anything left in it.
+// Close removes the parent folder and anything left in it. No folder is
+// made after Close.
 func (s *Scratch) Close() error {
-	s.once.Do(func() {}) // no folder is made after Close
+	s.once.Do(func() { s.err = errScratchClosed })
 	if s.parent != "" {
 		return os.RemoveAll(s.parent)
 	}
