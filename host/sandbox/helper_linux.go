@@ -36,8 +36,8 @@ type helperSpec struct {
 	Program   string   `json:"program"`  // absolute path of the program to exec
 	NewRoot   bool     `json:"new_root"` // build a private root filesystem (needs a mount namespace)
 	MountProc bool     `json:"mount_proc"`
-	Workdir   string   `json:"workdir"`      // as the program sees it
-	WorkHost  string   `json:"work_host"`    // the host folder mounted there
+	Workdir   string   `json:"workdir"`   // as the program sees it
+	WorkHost  string   `json:"work_host"` // the host folder mounted there
 	Cwd       string   `json:"cwd"`
 	TempDir   string   `json:"temp_dir,omitempty"` // seen as /tmp; "" = a private tmpfs
 	ReadPaths []string `json:"read,omitempty"`

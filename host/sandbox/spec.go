@@ -251,3 +251,15 @@ func insidePath(tempDir, workdir, hostPath string) string {
 	}
 	return p
 }
+
+func requiredLayers(spec Spec) ([]string, error) {
+	names := slices.Clone(spec.Require)
+	if v := os.Getenv("HWE_SANDBOX_REQUIRE"); v != "" {
+		for _, n := range strings.Split(v, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				names = append(names, n)
+			}
+		}
+	}
+	return ExpandLayers(names)
+}
