@@ -270,3 +270,5 @@ func stepsByName(run store.Run) map[string]store.Step {
 }
 
 var _ = fmt.Sprintf
+
+func httptestServer(s *Server) *httptest.Server { return httptest.NewServer(s.Handler()) }
