@@ -18,6 +18,7 @@ import (
 func runner(t testing.TB) *Runner {
 	t.Helper()
 	r := New(Options{})
+	t.Cleanup(func() { _ = r.Close() })
 	if err := r.resolve(); err != nil {
 		t.Fatalf("these tests need bash: install it (Debian: apt-get install bash): %v", err)
 	}
