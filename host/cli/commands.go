@@ -118,7 +118,7 @@ func pluginsCommand(env *Env) *ucli.Command {
 				if env.PluginInfos != nil {
 					var builtin []api.RunnerInfo
 					for _, info := range infos {
-						if info.Kind != "plugin" {
+						if info.Kind == "builtin" {
 							builtin = append(builtin, info)
 						}
 					}

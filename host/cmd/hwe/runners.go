@@ -41,6 +41,15 @@ func builtinRunner(name string) api.Runner {
 	return nil
 }
 
+// subprocessRunners describe the built-in runners served as plugins. Their
+// Info() would start the interpreter to read its version, which `hwe run`
+// must not pay for; `hwe plugins list` asks them for real (pluginInfos).
+var subprocessRunners = []api.RunnerInfo{
+	{Name: "python", Languages: []string{api.LangPython}, Kind: "builtin-plugin"},
+	{Name: "node", Languages: []string{api.LangJavaScript}, Kind: "builtin-plugin"},
+	{Name: "shell", Languages: []string{api.LangShell}, Kind: "builtin-plugin"},
+}
+
 // runners builds the registry of every runner for a configuration: Lua and
 // WASM in process, Python, JavaScript and shell as plugins of this same
 // binary, and third-party hwe-runner-<language> plugins found on the plugin
@@ -56,15 +65,9 @@ func runners(cfg *config.Config) (*registry.Registry, error) {
 			env = append(env, name+"="+v)
 		}
 	}
-	for _, local := range []api.Runner{
-		pythonrunner.New(pythonrunner.Options{}),
-		noderunner.New(noderunner.Options{}),
-		shellrunner.New(shellrunner.Options{}),
-	} {
-		info := local.Info()
+	for _, info := range subprocessRunners {
 		pc := plugin.BuiltinConfig(info)
 		pc.Env = env
-		info.Kind = "builtin-plugin"
 		for _, lang := range info.Languages {
 			reg.RegisterFactory(lang, info, func() (api.Runner, error) { return plugin.NewClient(pc) })
 		}
@@ -94,11 +97,17 @@ func pluginDirs(cfg *config.Config) []string {
 	return dirs
 }
 
-// pluginInfos lists the third-party plugins with the version each reports.
+// pluginInfos lists the runners served as plugins, built-in and third-party,
+// with the version each reports.
 func pluginInfos(cfg *config.Config) []api.RunnerInfo {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var out []api.RunnerInfo
+	for _, sr := range subprocessRunners {
+		info := builtinRunner(sr.Name).Info()
+		info.Kind = "builtin-plugin"
+		out = append(out, info)
+	}
 	for _, l := range plugin.List(ctx, plugin.Discover(pluginDirs(cfg)), nil) {
 		info := l.RunnerInfo
 		if l.Err != nil {
