@@ -38,6 +38,9 @@ func goGuestRunner(t *testing.T) *Runner {
 }
 
 func TestMain(m *testing.M) {
+	if os.Getenv(loadHelperEnv) != "" {
+		os.Exit(loadHelper())
+	}
 	code := m.Run()
 	if sharedGoGuest.r != nil {
 		_ = sharedGoGuest.r.Close()

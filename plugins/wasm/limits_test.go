@@ -155,3 +155,29 @@ func TestNoExtismHTTP(t *testing.T) {
 	module := fixture(t, "extism_http.wasm")
 	mustFail(t, r, step(module, "run"), &testHost{}, "used Extism's http_request, which hwe does not allow; use hwe_v1_http_fetch")
 }
+
+// Close while a step runs: the step finishes (here, at its timeout), new
+// steps are refused, and everything is released after the last one.
+func TestCloseWhileRunning(t *testing.T) {
+	r := New(Options{CacheDir: t.TempDir()})
+	req := step(fixture(t, "native.wasm"), "spin")
+	req.Timeout = 300 * time.Millisecond
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Run(context.Background(), req, &testHost{})
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	must(t, r.Close())
+	must(t, r.Close())
+	if _, err := r.Run(context.Background(), step(fixture(t, "native.wasm"), "noop"), &testHost{}); err == nil ||
+		!strings.Contains(err.Error(), "closed") {
+		t.Errorf("Run after Close: %v", err)
+	}
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "did not finish within") {
+		t.Errorf("running step: %v", err)
+	}
+	if problems := r.CheckStep(context.Background(), req); len(problems) != 1 || !strings.Contains(problems[0], "closed") {
+		t.Errorf("CheckStep after Close: %q", problems)
+	}
+}

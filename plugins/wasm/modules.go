@@ -77,6 +77,9 @@ func stampOf(fi fs.FileInfo) fileStamp {
 	return s
 }
 
+// maxHashedFiles bounds the path → hash memo.
+const maxHashedFiles = 4096
+
 type hashedFile struct {
 	stamp fileStamp
 	hash  moduleKey
@@ -119,10 +122,6 @@ func (r *Runner) resolveModule(req *api.StepRequest) (string, fs.FileInfo, error
 func (r *Runner) acquireModule(ctx context.Context, path string, fi fs.FileInfo, written string) (*module, error) {
 	stamp := stampOf(fi)
 	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return nil, errors.New("wasm runner is closed")
-	}
 	if hf, ok := r.hashes[path]; ok && hf.stamp == stamp {
 		if m, ok := r.modules[hf.hash]; ok {
 			m.refs++
@@ -139,9 +138,8 @@ func (r *Runner) acquireModule(ctx context.Context, path string, fi fs.FileInfo,
 	key := moduleKey(sha256.Sum256(data))
 
 	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return nil, errors.New("wasm runner is closed")
+	if len(r.hashes) >= maxHashedFiles {
+		clear(r.hashes) // a long-running server seeing many paths: start over
 	}
 	r.hashes[path] = hashedFile{stamp: stamp, hash: key}
 	if m, ok := r.modules[key]; ok {

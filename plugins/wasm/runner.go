@@ -21,6 +21,7 @@ package wasm
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -110,11 +111,13 @@ type Runner struct {
 	cacheDir   string // "" when the cache is in memory only
 	cacheIssue string // why the disk cache is not used, if it is not
 
-	mu      sync.Mutex
-	modules map[moduleKey]*module
-	hashes  map[string]hashedFile
-	useTick uint64
-	closed  bool
+	mu       sync.Mutex
+	modules  map[moduleKey]*module
+	hashes   map[string]hashedFile
+	useTick  uint64
+	closed   bool
+	inflight int // Run and CheckStep calls in progress
+	released sync.Once
 
 	rtMu  sync.Mutex
 	plain wazero.Runtime // for reference-convention modules, made on first use
@@ -207,6 +210,10 @@ func (l limits) memoryBytes() int64 { return int64(l.pages) * pageSize }
 
 // Run executes one wasm step.
 func (r *Runner) Run(ctx context.Context, req *api.StepRequest, host api.Host) (json.RawMessage, error) {
+	if err := r.begin(); err != nil {
+		return nil, err
+	}
+	defer r.end()
 	if host == nil {
 		host = api.NopHost{}
 	}
@@ -249,6 +256,10 @@ func functionName(req *api.StepRequest) string {
 // exists, compiles, imports only what hwe provides and exports the function
 // with a signature hwe can call. Compiling here also warms the caches.
 func (r *Runner) CheckStep(ctx context.Context, req *api.StepRequest) []string {
+	if err := r.begin(); err != nil {
+		return []string{err.Error()}
+	}
+	defer r.end()
 	if req.Module == "" {
 		return []string{fmt.Sprintf("WASM step '%s' missing 'module' field", req.Step)}
 	}
@@ -282,8 +293,31 @@ func (r *Runner) CheckStep(ctx context.Context, req *api.StepRequest) []string {
 	return nil
 }
 
-// Close releases every compiled module and runtime. Steps still running
-// finish first only if the caller waits for them; Close does not.
+// begin and end bracket every Run and CheckStep, so Close can release
+// everything once the last one is done.
+func (r *Runner) begin() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return errors.New("wasm runner is closed")
+	}
+	r.inflight++
+	return nil
+}
+
+func (r *Runner) end() {
+	r.mu.Lock()
+	r.inflight--
+	last := r.closed && r.inflight == 0
+	r.mu.Unlock()
+	if last {
+		r.release()
+	}
+}
+
+// Close refuses new steps and releases every compiled module, instance and
+// runtime. Steps still running keep what they use until they return (their
+// contexts bound how long); the last one releases it.
 func (r *Runner) Close() error {
 	r.mu.Lock()
 	if r.closed {
@@ -291,19 +325,31 @@ func (r *Runner) Close() error {
 		return nil
 	}
 	r.closed = true
-	modules := r.modules
-	r.modules = map[moduleKey]*module{}
+	idle := r.inflight == 0
 	r.mu.Unlock()
-	for _, m := range modules {
-		<-m.ready
-		m.close()
+	if idle {
+		r.release()
 	}
-	ctx := context.Background()
-	r.rtMu.Lock()
-	if r.plain != nil {
-		_ = r.plain.Close(ctx)
-		r.plain = nil
-	}
-	r.rtMu.Unlock()
-	return r.cache.Close(ctx)
+	return nil
+}
+
+func (r *Runner) release() {
+	r.released.Do(func() {
+		r.mu.Lock()
+		modules := r.modules
+		r.modules = map[moduleKey]*module{}
+		r.mu.Unlock()
+		for _, m := range modules {
+			<-m.ready
+			m.close()
+		}
+		ctx := context.Background()
+		r.rtMu.Lock()
+		if r.plain != nil {
+			_ = r.plain.Close(ctx)
+			r.plain = nil
+		}
+		r.rtMu.Unlock()
+		_ = r.cache.Close(ctx)
+	})
 }
