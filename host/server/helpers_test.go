@@ -73,7 +73,7 @@ func (g *gateExecutor) Execute(ctx context.Context, req *api.StepRequest, host a
 }
 
 type testEnv struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *Server
 	ts    *httptest.Server
 	dir   string // the local tenant's workflows folder (or the tenants file's folder)
@@ -84,6 +84,14 @@ type testEnv struct {
 // newEnv starts a server on 127.0.0.1 with an on-disk store and the given
 // config changes.
 func newEnv(t *testing.T, configure ...func(*Config)) *testEnv {
+	return newTBEnv(t, configure...)
+}
+
+func newBenchEnv(b *testing.B, configure ...func(*Config)) *testEnv {
+	return newTBEnv(b, configure...)
+}
+
+func newTBEnv(t testing.TB, configure ...func(*Config)) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := store.Open(filepath.Join(dir, "data"))
@@ -153,7 +161,7 @@ func (e *testEnv) must(method, path, token, body string, want int) []byte {
 	return data
 }
 
-func decode[T any](t *testing.T, data []byte) T {
+func decode[T any](t testing.TB, data []byte) T {
 	t.Helper()
 	var v T
 	if err := json.Unmarshal(data, &v); err != nil {
@@ -208,8 +216,7 @@ type sseEvent struct {
 }
 
 // readSSE reads events from a stream until it ends or `until` returns true.
-func readSSE(t *testing.T, body io.Reader, until func(sseEvent) bool) []sseEvent {
-	t.Helper()
+func readSSE(t testing.TB, body io.Reader, until func(sseEvent) bool) []sseEvent {
 	var out []sseEvent
 	var cur sseEvent
 	sc := bufio.NewScanner(body)
