@@ -427,7 +427,8 @@ libc = ctypes.CDLL(None, use_errno=True)
 calls = {"ptrace": (101, 16, 1, 0, 0), "mount": (165, 0, 0, 0, 0), "unshare": (272, 0x10000000, 0, 0, 0),
          "bpf": (321, 0, 0, 0, 0), "keyctl": (250, 0, 0, 0, 0), "io_uring_setup": (425, 1, 0, 0, 0),
          "clone_newuser": (56, 0x10000000 | 17, 0, 0, 0), "setns": (308, 0, 0, 0, 0),
-         "userfaultfd": (323, 0, 0, 0, 0), "perf_event_open": (298, 0, 0, 0, 0)}
+         "userfaultfd": (323, 0, 0, 0, 0), "perf_event_open": (298, 0, 0, 0, 0),
+         "ioctl_tiocsti": (16, 2, 0x5412, 0, 0), "ioctl_tiocsti_high_bits": (16, 2, ctypes.c_long(0x100005412), 0, 0)}
 for name, (nr, *args) in calls.items():
     ctypes.set_errno(0)
     rc = libc.syscall(nr, *args)
@@ -435,7 +436,7 @@ for name, (nr, *args) in calls.items():
         os._exit(0)
     print(name, rc, ctypes.get_errno())
 `)
-	for _, name := range []string{"ptrace", "mount", "unshare", "bpf", "keyctl", "io_uring_setup", "clone_newuser", "setns", "userfaultfd", "perf_event_open"} {
+	for _, name := range []string{"ptrace", "mount", "unshare", "bpf", "keyctl", "io_uring_setup", "clone_newuser", "setns", "userfaultfd", "perf_event_open", "ioctl_tiocsti", "ioctl_tiocsti_high_bits"} {
 		if !strings.Contains(r.out, fmt.Sprintf("%s -1 %d\n", name, syscall.EPERM)) {
 			t.Errorf("%s was not refused with EPERM", name)
 		}
@@ -621,5 +622,25 @@ func TestWorkdirUnderTmpShowsAtHweWork(t *testing.T) {
 	}
 	if Probe().Active(LayerMountNS) && out.String() != "/hwe/work\nhome=/hwe/work\nwrote\n" {
 		t.Fatalf("output %q", out.String())
+	}
+}
+
+func TestAttackSyscallsThroughThe32BitABI(t *testing.T) {
+	// int 0x80 from 64-bit code enters the kernel through the i386 table,
+	// where unshare is 310. A filter that only knows x86-64 numbers lets it
+	// through unless it refuses foreign architectures.
+	r := python(t, Spec{}, `
+import ctypes, mmap
+code = bytes([0xB8, 0x36, 0x01, 0x00, 0x00,  # mov eax, 310 (i386 unshare)
+              0xBB, 0x00, 0x00, 0x00, 0x10,  # mov ebx, CLONE_NEWUSER
+              0xCD, 0x80,                    # int 0x80
+              0xC3])                         # ret
+buf = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+buf.write(code)
+addr = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+print("rc", ctypes.CFUNCTYPE(ctypes.c_int)(addr)())
+`)
+	if !strings.Contains(r.out, "rc -") {
+		t.Fatalf("a syscall through the i386 ABI was not refused")
 	}
 }

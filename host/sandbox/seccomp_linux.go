@@ -1,8 +1,12 @@
 package sandbox
 
 import (
+	"fmt"
+	"unsafe"
+
 	seccomp "github.com/elastic/go-seccomp-bpf"
 	"github.com/elastic/go-seccomp-bpf/arch"
+	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,7 +28,6 @@ var deniedSyscalls = []string{
 	"settimeofday", "clock_settime", "clock_adjtime", "adjtimex",
 	"sethostname", "setdomainname", "iopl", "ioperm",
 	"open_by_handle_at", "name_to_handle_at", "lookup_dcookie", "fanotify_init",
-	"personality",
 }
 
 // cloneNamespaceFlags are the clone(2) flags that create namespaces.
@@ -73,5 +76,51 @@ func applySeccomp(network bool) error {
 			{Action: seccomp.ActionErrno | seccomp.Action(unix.ENOSYS), Names: []string{"clone3"}},
 		},
 	}
-	return seccomp.LoadFilter(seccomp.Filter{NoNewPrivs: true, Policy: policy})
+	if err := seccomp.LoadFilter(seccomp.Filter{NoNewPrivs: true, Policy: policy}); err != nil {
+		return err
+	}
+	return loadSecondFilter(uint32(info.ID))
+}
+
+// loadSecondFilter loads a hand-written filter for what the policy above
+// cannot express. The kernel runs every filter and keeps the strictest answer.
+//
+//   - System calls through another ABI than the native one fail. On x86-64,
+//     `int 0x80` enters the kernel through the i386 table, with other
+//     numbers (unshare is 310 there), which the policy above, matching
+//     x86-64 numbers only, would let through.
+//   - ioctl TIOCSTI and TIOCLINUX fail: typing into a terminal the step
+//     inherited (hwe run's stderr) would type into the user's shell. The
+//     kernel reads the request as 32 bits, so only the low half is compared;
+//     comparing all 64 would let 0x1_00005412 through.
+func loadSecondFilter(native uint32) error {
+	const (
+		nrOffset   = 0      // offsetof(struct seccomp_data, nr)
+		archOffset = 4      // offsetof(struct seccomp_data, arch)
+		arg1Offset = 16 + 8 // args[1], low 32 bits on little-endian
+		retAllow   = unix.SECCOMP_RET_ALLOW
+		retEPERM   = unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)
+		retENOSYS  = unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)
+	)
+	prog, err := bpf.Assemble([]bpf.Instruction{
+		/* 0 */ bpf.LoadAbsolute{Off: archOffset, Size: 4},
+		/* 1 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: native, SkipTrue: 1},
+		/* 2 */ bpf.RetConstant{Val: retENOSYS},
+		/* 3 */ bpf.LoadAbsolute{Off: nrOffset, Size: 4},
+		/* 4 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.SYS_IOCTL, SkipFalse: 3},
+		/* 5 */ bpf.LoadAbsolute{Off: arg1Offset, Size: 4},
+		/* 6 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.TIOCSTI, SkipTrue: 2},
+		/* 7 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.TIOCLINUX, SkipTrue: 1},
+		/* 8 */ bpf.RetConstant{Val: retAllow},
+		/* 9 */ bpf.RetConstant{Val: retEPERM},
+	})
+	if err != nil {
+		return err
+	}
+	// bpf.RawInstruction has the layout of struct sock_filter.
+	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: (*unix.SockFilter)(unsafe.Pointer(&prog[0]))}
+	if _, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&fprog))); errno != 0 {
+		return fmt.Errorf("seccomp: second filter: %w", errno)
+	}
+	return nil
 }
