@@ -106,23 +106,51 @@ func safeRep(L *lua.LState) int {
 	return 1
 }
 
-// NewEnv returns a fresh global environment for one step: the base functions
-// plus shallow copies of the library tables, so a step that redefines
-// string.upper or a global changes only its own copy.
+// NewEnv returns a fresh global environment for one step. Reads fall through
+// to the state's globals and library tables; writes land in tables private
+// to the step, so a step that redefines string.upper or a global changes only
+// its own view. The shared tables behind the views are hidden from
+// getmetatable, so a step cannot reach and modify them.
+//
+// Views cost a few small tables per step instead of copying every library
+// (about 100 map inserts), which keeps a no-op step cheap.
 func NewEnv(L *lua.LState) *lua.LTable {
-	env := L.CreateTable(0, 48)
-	L.G.Global.ForEach(func(k, v lua.LValue) {
-		if t, ok := v.(*lua.LTable); ok && isLibrary(k) {
-			cp := L.CreateTable(0, t.Len()+8)
-			t.ForEach(func(k2, v2 lua.LValue) { cp.RawSet(k2, v2) })
-			env.RawSet(k, cp)
-			return
-		}
-		env.RawSet(k, v)
-	})
+	meta := viewMetatables(L)
+	env := L.CreateTable(0, 4)
+	L.SetMetatable(env, meta["_G"])
+	for _, name := range LibraryNames {
+		view := L.CreateTable(0, 0)
+		L.SetMetatable(view, meta[name])
+		env.RawSetString(name, view)
+	}
 	env.RawSetString("_G", env)
 	return env
 }
+
+// viewMetatables returns, per state, the metatables that make a table a
+// read-through view of the globals ("_G") or of a library.
+func viewMetatables(L *lua.LState) map[string]*lua.LTable {
+	if mt, ok := L.G.Registry.RawGetString(viewsKey).(*lua.LUserData); ok {
+		return mt.Value.(map[string]*lua.LTable)
+	}
+	meta := map[string]*lua.LTable{}
+	for _, name := range append([]string{"_G"}, LibraryNames...) {
+		target := L.G.Global
+		if name != "_G" {
+			target = L.G.Global.RawGetString(name).(*lua.LTable)
+		}
+		mt := L.CreateTable(0, 2)
+		mt.RawSetString("__index", target)
+		mt.RawSetString("__metatable", lua.LFalse)
+		meta[name] = mt
+	}
+	ud := L.NewUserData()
+	ud.Value = meta
+	L.G.Registry.RawSetString(viewsKey, ud)
+	return meta
+}
+
+const viewsKey = "hwe.luasafe.views"
 
 func isLibrary(k lua.LValue) bool {
 	s, ok := k.(lua.LString)
