@@ -17,10 +17,22 @@
 // (Doctor). Layers the machine lacks are skipped unless the spec or the
 // policy requires them, in which case Wrap refuses to run anything.
 //
-// Runners call Wrap on the exec.Cmd of a worker before starting it; main
-// calls MaybeRunHelper first thing, because the layers that must be applied
-// from inside the new process are applied by hwe itself, re-executed as
-// `hwe __sandbox-exec SPEC -- PROGRAM ARGS`.
+// Runners call Wrap on the exec.Cmd of a worker before starting it, or
+// Start to wrap and start it in one go; main calls MaybeRunHelper first
+// thing, because the layers that must be applied from inside the new
+// process are applied by hwe itself, re-executed as
+// `hwe __sandbox-exec SPEC -- PROGRAM ARGS`. A runner's spawn hook is
+//
+//	spec := sandbox.SpecForGrant(info.Grant, info.Workdir, info.TempDir)
+//	release, err := sandbox.Start(cmd, spec) // release after the process is reaped
+//
+// with spec.Inside(hostPath) giving the path a worker sees a folder at, and
+// spec.Key() what a warm worker must share with the steps it serves.
+//
+// The program runs as PID 1 of its PID namespace, as in a container without
+// an init: it ignores signals it has no handler for (SIGTERM included) unless
+// they are SIGKILL, and adopts orphans. Stop it with SIGKILL or by closing
+// its input; cancelling the command's context kills the whole tree.
 package sandbox
 
 import (
@@ -142,13 +154,21 @@ const (
 // and limits and its run's TempDir. Runners add their own read paths (an
 // interpreter outside the system folders, a bootstrap script).
 func SpecFor(req *api.StepRequest) Spec {
+	return SpecForGrant(req.Grant, "", req.TempDir)
+}
+
+// SpecForGrant is SpecFor from the parts a runner keeps about a process:
+// the grant it serves, its private workdir ("" = one made by Wrap) and the
+// run's TempDir ("" = a private /tmp).
+func SpecForGrant(g api.Grant, workdir, tempDir string) Spec {
 	return Spec{
-		TempDir:    req.TempDir,
-		ReadPaths:  slices.Clone(req.Grant.FSRead),
-		WritePaths: slices.Clone(req.Grant.FSWrite),
-		Memory:     req.Grant.Memory,
-		CPU:        req.Grant.CPU,
-		Processes:  req.Grant.Processes,
+		Workdir:    workdir,
+		TempDir:    tempDir,
+		ReadPaths:  slices.Clone(g.FSRead),
+		WritePaths: slices.Clone(g.FSWrite),
+		Memory:     g.Memory,
+		CPU:        g.CPU,
+		Processes:  g.Processes,
 	}
 }
 
