@@ -117,6 +117,18 @@ func TestHostAPICases(t *testing.T) {
 			want:  result{denied: "net"},
 		},
 		{
+			name:  "0.0.0.0 (which reaches loopback) refused under a * grant",
+			grant: api.Grant{Net: []string{"*"}},
+			call:  get("http://0.0.0.0:" + port(s.ok) + "/"),
+			want:  result{denied: "net"},
+		},
+		{
+			name:  "IPv4-mapped IPv6 loopback refused under a * grant",
+			grant: api.Grant{Net: []string{"*"}},
+			call:  get("http://[::ffff:127.0.0.1]:" + port(s.ok) + "/"),
+			want:  result{denied: "net"},
+		},
+		{
 			name:  "name resolving to loopback refused at dial time",
 			grant: api.Grant{Net: []string{"localhost:" + port(s.ok)}},
 			call:  get("http://localhost:" + port(s.ok) + "/"),
