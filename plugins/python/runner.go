@@ -281,3 +281,9 @@ func isExecutable(path string) bool {
 	st, err := os.Stat(path)
 	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
 }
+
+var (
+	_ api.Runner      = (*Runner)(nil)
+	_ api.StepChecker = (*Runner)(nil)
+	_ api.Closer      = (*Runner)(nil)
+)

@@ -394,3 +394,9 @@ func (r *Runner) resolve() error {
 	})
 	return r.resolveErr
 }
+
+var (
+	_ api.Runner      = (*Runner)(nil)
+	_ api.StepChecker = (*Runner)(nil)
+	_ api.Closer      = (*Runner)(nil)
+)

@@ -282,8 +282,13 @@ func (w *Worker) Exchange(ctx context.Context, request map[string]any, log func(
 		case <-time.After(time.Second):
 		}
 	case <-ctx.Done():
-		w.broken.Store(true)
 		w.Kill()
+		// SIGKILL ends the group at once; wait (briefly) so that everything
+		// the step started is gone when Run returns.
+		select {
+		case <-w.exited:
+		case <-time.After(time.Second):
+		}
 		return nil, "", fmt.Errorf("%s step stopped: %w", w.runner, ctx.Err())
 	}
 	if reply == nil {
