@@ -25,16 +25,19 @@ func pagesFor(limit int64) uint32 {
 
 // memoryWatch enforces the memory cap of one instance and notices when the
 // guest hits it. It backs every linear memory of the instance (the guest's
-// and the Extism kernel's): a memory.grow past the cap is refused (the
-// guest sees -1, as at any limit) and recorded, so a guest that then fails
-// is reported as out of memory rather than as a mysterious trap.
+// and, for native modules, the Extism kernel's, which holds input and
+// output), and the cap bounds their sum. A memory.grow past the cap is
+// refused (the guest sees -1, as at any limit) and recorded, so a guest that
+// then fails is reported as out of memory rather than as a mysterious trap.
 //
 // The cap is enforced here rather than with wazero's runtime-wide page
 // limit because wazero refuses grows past its limit before asking the
-// allocator (a failed grow would go unnoticed), and because a per-instance
-// cap lets one compiled module serve steps with different caps.
+// allocator (a failed grow would go unnoticed), because the limit would be
+// per memory rather than per instance, and because a per-instance cap lets
+// one compiled module serve steps with different caps.
 type memoryWatch struct {
 	capBytes uint64
+	used     atomic.Uint64 // bytes of all the instance's memories
 	hit      atomic.Bool
 }
 
@@ -51,39 +54,54 @@ func (w *memoryWatch) context(ctx context.Context) context.Context {
 
 func (w *memoryWatch) exceeded() bool { return w.hit.Load() }
 
+// reset forgets a hit from an earlier call of a reused instance.
+func (w *memoryWatch) reset() { w.hit.Store(false) }
+
 type watchedMemory struct {
 	watch *memoryWatch
 	buf   []byte
 }
 
 func (m *watchedMemory) Reallocate(size uint64) []byte {
-	if size > m.watch.capBytes {
-		m.watch.hit.Store(true)
-		if len(m.buf) == 0 {
-			// An initial memory already past the cap: wazero cannot fail an
-			// instantiation from here and needs the buffer. hwe checks
-			// guest modules' initial memory before instantiating them, so
-			// this is only Extism's kernel (1 MiB) under a smaller cap;
-			// the instance is refused right after instantiation.
-			m.buf = make([]byte, size)
-			return m.buf
-		}
-		return nil
+	w := m.watch
+	cur := uint64(len(m.buf))
+	if size <= cur {
+		m.buf = m.buf[:size]
+		return m.buf
 	}
+	grow := size - cur
+	if w.used.Load()+grow > w.capBytes {
+		w.hit.Store(true)
+		if cur != 0 {
+			return nil
+		}
+		// An initial memory past the cap: wazero cannot fail an
+		// instantiation from here and needs the buffer. hwe checks a
+		// guest's initial memory against the cap before instantiating it,
+		// so this is at most the cap plus Extism's kernel (1 MiB); the
+		// instance is refused right after instantiation.
+	}
+	w.used.Add(grow)
 	if size <= uint64(cap(m.buf)) {
 		m.buf = m.buf[:size]
 		return m.buf
 	}
 	// Grow with headroom so a guest growing page by page does not copy its
-	// whole memory each time; never reserve past the cap.
-	newCap := max(size, min(uint64(cap(m.buf))*5/4, m.watch.capBytes))
-	buf := make([]byte, size, newCap)
+	// whole memory each time, but never reserve past what the cap allows.
+	left := w.capBytes - min(w.used.Load(), w.capBytes)
+	room := max(size, min(uint64(cap(m.buf))*5/4, size+left))
+	buf := make([]byte, size, room)
 	copy(buf, m.buf)
 	m.buf = buf
 	return m.buf
 }
 
-func (m *watchedMemory) Free() { m.buf = nil }
+func (m *watchedMemory) Free() {
+	if n := uint64(len(m.buf)); n > 0 {
+		m.watch.used.Add(^(n - 1)) // subtracts n
+	}
+	m.buf = nil
+}
 
 func formatBytes(n int64) string {
 	switch {

@@ -113,7 +113,7 @@ func (r *Runner) runNative(ctx context.Context, req *api.StepRequest, host api.H
 	callCtx, cancel := context.WithTimeout(ctx, lim.timeout)
 	defer cancel()
 	state := &callState{host: host, maxMessage: lim.maxHost}
-	inst.watch.hit.Store(false)
+	inst.watch.reset()
 	inst.logHost = host
 	inst.stdout.start(host)
 	inst.stderr.start(host)

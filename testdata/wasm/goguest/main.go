@@ -125,7 +125,7 @@ func panic_() int32 {
 	return hwe.Run(func(hwe.Inputs) (any, error) { panic("boom") })
 }
 
-// alloc holds {"mb": N} megabytes, touching every page.
+// alloc holds {"mb": N} megabytes, touching every 4 KiB.
 //
 //go:wasmexport alloc
 func alloc() int32 {
@@ -135,7 +135,7 @@ func alloc() int32 {
 		held := make([][]byte, 0, mb)
 		for range mb {
 			b := make([]byte, 1<<20)
-			for i := range b {
+			for i := 0; i < len(b); i += 4096 {
 				b[i] = 1
 			}
 			held = append(held, b)
