@@ -24,17 +24,18 @@ import (
 // No arguments, only the step's (already grant-filtered) environment, no
 // file system except granted folders, a real clock and a real random
 // source (wazero's defaults are a fixed clock and fixed random bytes, which
-// a guest would take for real), and stdout/stderr to the step's log.
+// a guest would take for real), sleeps that end with the call (see
+// guestSleeper), and stdout/stderr to the step's log.
 //
 // Granted folders are mounted at their own absolute paths through os.Root,
 // which keeps every path (symlinks included, even ones the guest creates)
 // inside the folder; wazero's own directory mounts follow symlinks out.
 // The returned func closes the roots once the instance is gone.
-func (r *Runner) moduleConfig(req *api.StepRequest, stdout, stderr io.Writer) (wazero.ModuleConfig, func(), error) {
+func (r *Runner) moduleConfig(req *api.StepRequest, stdout, stderr io.Writer, sleeper *guestSleeper) (wazero.ModuleConfig, func(), error) {
 	cfg := wazero.NewModuleConfig().
 		WithSysWalltime().
 		WithSysNanotime().
-		WithSysNanosleep().
+		WithNanosleep(sleeper.sleep).
 		WithRandSource(rand.Reader).
 		WithStdout(stdout).
 		WithStderr(stderr)

@@ -263,3 +263,23 @@ func TestGoSDKExampleStep(t *testing.T) {
 	req.Inputs = nil
 	mustFail(t, r, req, host, `stats needs a dependency that outputs {"numbers": [...]}`)
 }
+
+// A guest asleep is stopped at its timeout too: the sleep ends with the call.
+func TestGoGuestSleepStoppedAtTimeout(t *testing.T) {
+	r := goGuestRunner(t)
+	req := goStep(t, "sleep")
+	req.Inputs = inputs("ms", "60000")
+	req.Timeout = 300 * time.Millisecond
+	start := time.Now()
+	err := mustFail(t, r, req, &testHost{}, "did not finish within 300ms")
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("stopping a sleeping guest took %s", took)
+	}
+	var limit *api.LimitError
+	if !errors.As(err, &limit) || limit.Limit != "timeout" {
+		t.Errorf("%T %v is not a timeout LimitError", err, err)
+	}
+	req.Inputs = inputs("ms", "10")
+	req.Timeout = 0
+	mustRun(t, r, req, &testHost{})
+}

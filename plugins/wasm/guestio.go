@@ -2,6 +2,8 @@ package wasm
 
 import (
 	"bytes"
+	"context"
+	"time"
 
 	"github.com/hwe-run/hwe/host/api"
 )
@@ -57,4 +59,26 @@ func (w *lineWriter) finish() {
 		w.emit()
 	}
 	w.host = nil
+}
+
+// guestSleeper serves a guest's sleeps (WASI poll_oneoff on a clock). A
+// plain time.Sleep would keep a guest that asks for an hour asleep past its
+// step's timeout, since wazero stops guests only while they run code; this
+// sleep ends when the call's context does, and the guest is then stopped.
+// Like lineWriter it is bound to one call at a time.
+type guestSleeper struct {
+	ctx context.Context // the current call's; nil between calls
+}
+
+func (s *guestSleeper) sleep(ns int64) {
+	ctx := s.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	t := time.NewTimer(time.Duration(ns))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }

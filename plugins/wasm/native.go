@@ -22,6 +22,7 @@ type instance struct {
 	plugin         *extism.Plugin
 	watch          *memoryWatch
 	stdout, stderr *lineWriter
+	sleeper        *guestSleeper
 	logHost        api.Host // the step using the instance, for Extism log calls
 	scope          string
 	closeFS        func()
@@ -57,12 +58,13 @@ func scopeOf(req *api.StepRequest) string {
 // newInstance instantiates a native module for a step's scope.
 func (r *Runner) newInstance(ctx context.Context, req *api.StepRequest, m *module, fn string, lim limits, scope string) (*instance, error) {
 	inst := &instance{
-		watch:  newMemoryWatch(lim.pages),
-		stdout: &lineWriter{stream: "stdout"},
-		stderr: &lineWriter{stream: "stderr"},
-		scope:  scope,
+		watch:   newMemoryWatch(lim.pages),
+		stdout:  &lineWriter{stream: "stdout"},
+		stderr:  &lineWriter{stream: "stderr"},
+		sleeper: &guestSleeper{},
+		scope:   scope,
 	}
-	cfg, closeFS, err := r.moduleConfig(req, inst.stdout, inst.stderr)
+	cfg, closeFS, err := r.moduleConfig(req, inst.stdout, inst.stderr, inst.sleeper)
 	if err != nil {
 		return nil, err
 	}
@@ -114,13 +116,13 @@ func (r *Runner) runNative(ctx context.Context, req *api.StepRequest, host api.H
 	defer cancel()
 	state := &callState{host: host, maxMessage: lim.maxHost}
 	inst.watch.reset()
-	inst.logHost = host
+	inst.logHost, inst.sleeper.ctx = host, callCtx
 	inst.stdout.start(host)
 	inst.stderr.start(host)
 	rc, out, err := inst.plugin.CallWithContext(withCallState(callCtx, state), fn, input)
 	inst.stdout.finish()
 	inst.stderr.finish()
-	inst.logHost = nil
+	inst.logHost, inst.sleeper.ctx = nil, nil
 
 	// A guest that failed by setting an error returned normally: its
 	// instance is intact. Any other error (trap, timeout, memory) may have

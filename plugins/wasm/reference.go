@@ -44,7 +44,7 @@ func (r *Runner) callReference(ctx context.Context, req *api.StepRequest, host a
 	stderr.start(host)
 	defer stdout.finish()
 	defer stderr.finish()
-	cfg, closeFS, err := r.moduleConfig(req, stdout, stderr)
+	cfg, closeFS, err := r.moduleConfig(req, stdout, stderr, &guestSleeper{ctx: callCtx})
 	if err != nil {
 		return 0, err
 	}

@@ -184,6 +184,18 @@ func host() int32 {
 	})
 }
 
+// sleep sleeps {"ms": N} milliseconds.
+//
+//go:wasmexport sleep
+func sleep() int32 {
+	return hwe.Run(func(in hwe.Inputs) (any, error) {
+		var ms int
+		_ = in.Decode("ms", &ms)
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		return map[string]int{"slept_ms": ms}, nil
+	})
+}
+
 // upper returns the "text" input upper-cased: a small step for timing.
 //
 //go:wasmexport upper
