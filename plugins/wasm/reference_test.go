@@ -216,11 +216,17 @@ func TestCheckStep(t *testing.T) {
 		{fixture(t, "not_wasm.wasm"), "run", "Failed to load WASM module"},
 		{fixture(t, "imports_env.wasm"), "run", "imports env.mystery, which hwe does not provide"},
 		{"", "run", "missing 'module' field"},
+		{filepath.Join(repoRoot(t), "workflows", "example_wasm_module.wasm"), "small_memory",
+			"starts with 1 MiB of memory, more than the step's memory limit of 512 KiB"},
 	}
 	for _, c := range cases {
 		req := step(c.module, c.fn)
 		if c.module == "" {
 			req.Module = ""
+		}
+		if c.fn == "small_memory" {
+			req.Function = "run"
+			req.Grant.Memory = 512 << 10
 		}
 		problems := r.CheckStep(context.Background(), req)
 		if c.want == "" {

@@ -282,6 +282,10 @@ func (r *Runner) CheckStep(ctx context.Context, req *api.StepRequest) []string {
 	if _, err := resolveFunction(info, detectConvention(info), functionName(req), req.Module); err != nil {
 		problems = append(problems, err.Error())
 	}
+	if lim := r.limitsFor(req); info.MinMemoryPages > uint64(lim.pages) {
+		problems = append(problems, fmt.Sprintf("WASM module '%s' starts with %s of memory, more than the step's memory limit of %s",
+			req.Module, formatBytes(int64(info.MinMemoryPages)*pageSize), formatBytes(lim.memoryBytes())))
+	}
 	if len(problems) > 0 {
 		return problems
 	}
