@@ -103,6 +103,7 @@ func NewApp(env *Env) *ucli.App {
 			graphCommand(env),
 			pluginsCommand(env),
 			configCommand(env),
+			doctorCommand(env),
 		},
 		CommandNotFound: func(c *ucli.Context, name string) {
 			fmt.Fprintf(env.Stderr, "hwe: unknown command %q (see hwe --help)\n", name)

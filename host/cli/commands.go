@@ -160,4 +160,3 @@ func configCommand(env *Env) *ucli.Command {
 		},
 	}
 }
-

@@ -15,6 +15,7 @@ import (
 	"github.com/hwe-run/hwe/host/api"
 	"github.com/hwe-run/hwe/host/config"
 	"github.com/hwe-run/hwe/host/engine"
+	"github.com/hwe-run/hwe/host/policy"
 	"github.com/hwe-run/hwe/host/registry"
 	"github.com/hwe-run/hwe/host/workflow"
 	ucli "github.com/urfave/cli/v2"
@@ -62,6 +63,12 @@ func (env *Env) run(c *ucli.Context) error {
 	}
 	defer reg.Close()
 
+	hostAPI, err := newLocalHostAPI(cfg, env.Getenv)
+	if err != nil {
+		return err
+	}
+	defer hostAPI.close()
+
 	ctx, stop := signal.NotifyContext(env.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -75,6 +82,7 @@ func (env *Env) run(c *ucli.Context) error {
 	if c.IsSet("timeout") {
 		opts.DefaultTimeout = c.Duration("timeout")
 	}
+	hostAPI.wire(&opts)
 	jsonOut := c.Bool("json")
 	progress := newProgress(env.Stderr, env.Getenv, c.Bool("quiet"))
 
@@ -154,13 +162,19 @@ func loadOptions(ctx context.Context, reg *registry.Registry, dir, file string) 
 		Dir:           dir,
 		KnownLanguage: reg.Has,
 		CheckStep: func(s *workflow.Step, w *workflow.Workflow) []string {
-			if !reg.Has(s.Language) {
-				return nil
+			var problems []string
+			if s.Allow != nil {
+				for _, why := range policy.Local().Explain(*s.Allow) {
+					problems = append(problems, "the local policy refuses "+why)
+				}
 			}
-			return reg.CheckStep(ctx, &api.StepRequest{
+			if !reg.Has(s.Language) {
+				return problems
+			}
+			return append(problems, reg.CheckStep(ctx, &api.StepRequest{
 				Workflow: w.Name, Step: s.Name, Language: s.Language, LanguageAsWritten: s.LanguageAsWritten,
 				Code: s.Code, Module: s.Module, Function: s.Function, WorkflowFile: file, WorkflowDir: w.Dir, CodeLine: s.CodeLine,
-			})
+			})...)
 		},
 	}
 }

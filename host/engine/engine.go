@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -277,17 +278,30 @@ func (r *run) request(i int) *api.StepRequest {
 	for _, d := range s.DependsOn {
 		inputs[d] = r.steps[r.index[d]].output
 	}
-	var grant api.Grant
+	var request api.Grant
 	if s.Allow != nil {
+		request = *s.Allow
+	}
+	var grant api.Grant
+	switch {
+	case r.opts.Grant != nil:
+		grant = r.opts.Grant(request)
+	case s.Allow != nil:
 		ceiling := api.Grant{}
 		if r.opts.Policy != nil {
 			ceiling = *r.opts.Policy
 		}
-		grant = s.Allow.Intersect(ceiling)
+		grant = request.Intersect(ceiling)
 	}
 	env := make(map[string]string, len(s.Env)+len(grant.Env))
 	for _, name := range grant.Env {
-		if v, ok := os.LookupEnv(name); ok {
+		if prefix, ok := strings.CutSuffix(name, "*"); ok { // a PREFIX* pattern
+			for _, kv := range os.Environ() {
+				if k, v, _ := strings.Cut(kv, "="); strings.HasPrefix(k, prefix) {
+					env[k] = v
+				}
+			}
+		} else if v, ok := os.LookupEnv(name); ok {
 			env[name] = v
 		}
 	}

@@ -24,8 +24,13 @@ type Options struct {
 	// host that records logs and progress and denies every capability.
 	NewHost func(req *api.StepRequest, emit HostEvents) api.Host
 
-	// Policy bounds every step's `allow` request; the effective grant is the
-	// intersection. nil = deny everything a step asks for.
+	// Grant computes a step's effective grant from its `allow` request (the
+	// zero Grant when it asked for nothing), normally a policy's Effective.
+	// nil: the request intersected with Policy.
+	Grant func(request api.Grant) api.Grant
+
+	// Policy bounds every step's `allow` request when Grant is nil; the
+	// effective grant is the intersection. nil = deny everything a step asks for.
 	Policy *api.Grant
 
 	// Previous holds outputs of steps that already succeeded in an earlier

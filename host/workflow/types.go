@@ -16,12 +16,12 @@ import (
 type Workflow struct {
 	Name        string
 	Description string
-	File        string // path as given to the loader
-	Dir         string // absolute folder of File ("" for sources without a file)
-	Source      []byte // the Lua source
-	Concurrency int    // 0 = engine default
-	FailFast    bool   // default true
-	Schedule    string // cron expression, "" = none
+	File        string  // path as given to the loader
+	Dir         string  // absolute folder of File ("" for sources without a file)
+	Source      []byte  // the Lua source
+	Concurrency int     // 0 = engine default
+	FailFast    bool    // default true
+	Schedule    string  // cron expression, "" = none
 	Steps       []*Step // in execution order: topological, ties broken by name
 }
 

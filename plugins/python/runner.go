@@ -25,8 +25,8 @@ import (
 	"time"
 
 	"github.com/hwe-run/hwe/host/api"
-	"github.com/hwe-run/hwe/plugins/internal/proc"
 	"github.com/hwe-run/hwe/plugins/internal/warm"
+	"github.com/hwe-run/hwe/plugins/proc"
 )
 
 // Version is reported by `hwe plugins list`.

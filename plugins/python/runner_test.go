@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/hwe-run/hwe/host/api"
-	"github.com/hwe-run/hwe/plugins/internal/proc"
 	"github.com/hwe-run/hwe/plugins/internal/steptest"
+	"github.com/hwe-run/hwe/plugins/proc"
 )
 
 var (

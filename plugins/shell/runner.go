@@ -30,7 +30,7 @@ import (
 	"time"
 
 	"github.com/hwe-run/hwe/host/api"
-	"github.com/hwe-run/hwe/plugins/internal/proc"
+	"github.com/hwe-run/hwe/plugins/proc"
 )
 
 // Version is reported by `hwe plugins list`.
@@ -172,8 +172,9 @@ func (r *Runner) execute(ctx context.Context, req *api.StepRequest, dir string, 
 	if req.TempDir == "" {
 		info.Workdir = dir // a private folder of its own; otherwise it runs in the run's TempDir
 	}
-	dir = r.opts.Inside.Inside(info, dir)
-	env := proc.Env(r.opts.PATH, dir, req.Env, inputVars(req))
+	// cmd.Dir stays a host path (a sandbox maps it itself); HOME is where
+	// the process sees the folder.
+	env := proc.Env(r.opts.PATH, r.opts.Inside.Inside(info, dir), req.Env, inputVars(req))
 	cmd := &exec.Cmd{
 		Path: r.bash,
 		// -e: the reference's `set -e`. -E: the ERR trap reaches functions.

@@ -8,9 +8,11 @@ import (
 
 	"github.com/hwe-run/hwe/host/cli"
 	"github.com/hwe-run/hwe/host/plugin"
+	"github.com/hwe-run/hwe/host/sandbox"
 )
 
 func main() {
+	sandbox.MaybeRunHelper() // never returns when this process is the sandbox helper
 	if plugin.ServeBuiltinIfRequested(os.Args, builtinRunner) {
 		return // this process was a runner plugin
 	}

@@ -15,12 +15,14 @@ import (
 
 	"github.com/hwe-run/hwe/host/cli"
 	"github.com/hwe-run/hwe/host/plugin"
+	"github.com/hwe-run/hwe/host/sandbox"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
 func TestMain(m *testing.M) {
+	sandbox.MaybeRunHelper()
 	// The runner plugins re-execute this test binary as `hwe __runner NAME`.
 	if plugin.ServeBuiltinIfRequested(os.Args, builtinRunner) {
 		return

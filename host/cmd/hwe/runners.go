@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -11,8 +12,10 @@ import (
 	"github.com/hwe-run/hwe/host/config"
 	"github.com/hwe-run/hwe/host/plugin"
 	"github.com/hwe-run/hwe/host/registry"
+	"github.com/hwe-run/hwe/host/sandbox"
 	luarunner "github.com/hwe-run/hwe/plugins/lua"
 	noderunner "github.com/hwe-run/hwe/plugins/node"
+	"github.com/hwe-run/hwe/plugins/proc"
 	pythonrunner "github.com/hwe-run/hwe/plugins/python"
 	shellrunner "github.com/hwe-run/hwe/plugins/shell"
 	wasmrunner "github.com/hwe-run/hwe/plugins/wasm"
@@ -32,13 +35,31 @@ const (
 func builtinRunner(name string) api.Runner {
 	switch name {
 	case "python":
-		return pythonrunner.New(pythonrunner.Options{Interpreter: os.Getenv(envPython)})
+		return pythonrunner.New(pythonrunner.Options{Interpreter: os.Getenv(envPython),
+			Spawn: sandboxSpawn, WorkerKey: sandboxKey, Inside: sandboxInside})
 	case "node":
-		return noderunner.New(noderunner.Options{Interpreter: os.Getenv(envNode)})
+		return noderunner.New(noderunner.Options{Interpreter: os.Getenv(envNode),
+			Spawn: sandboxSpawn, WorkerKey: sandboxKey, Inside: sandboxInside})
 	case "shell":
-		return shellrunner.New(shellrunner.Options{Bash: os.Getenv(envBash)})
+		return shellrunner.New(shellrunner.Options{Bash: os.Getenv(envBash),
+			Spawn: sandboxSpawn, Inside: sandboxInside})
 	}
 	return nil
+}
+
+// The OS sandbox around every interpreter process. HWE_SANDBOX=off in the
+// plugin's environment (from --sandbox=off) turns it into a scrubbed
+// environment and a private folder only.
+func sandboxSpawn(cmd *exec.Cmd, info proc.SpawnInfo) (func(), error) {
+	return sandbox.Start(cmd, sandbox.SpecForGrant(info.Grant, info.Workdir, info.TempDir))
+}
+
+func sandboxKey(req *api.StepRequest) string {
+	return sandbox.SpecForGrant(req.Grant, "", req.TempDir).Key()
+}
+
+func sandboxInside(info proc.SpawnInfo, hostPath string) string {
+	return sandbox.SpecForGrant(info.Grant, info.Workdir, info.TempDir).Inside(hostPath)
 }
 
 // subprocessRunners describe the built-in runners served as plugins. Their
@@ -59,7 +80,7 @@ func runners(cfg *config.Config) (*registry.Registry, error) {
 	reg.Register(luarunner.New(luarunner.Options{}))
 	reg.Register(wasmrunner.New(wasmrunner.Options{}))
 
-	env := []string{}
+	env := []string{"HWE_SANDBOX=" + cfg.Get("sandbox")}
 	for key, name := range map[string]string{"python": envPython, "node": envNode, "bash": envBash} {
 		if v := cfg.Get(key); v != "" {
 			env = append(env, name+"="+v)

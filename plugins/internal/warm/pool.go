@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/hwe-run/hwe/host/api"
-	"github.com/hwe-run/hwe/plugins/internal/proc"
+	"github.com/hwe-run/hwe/plugins/proc"
 )
 
 // Config describes one kind of worker and how many to keep.

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/hwe-run/hwe/host/api"
-	"github.com/hwe-run/hwe/plugins/internal/proc"
 	"github.com/hwe-run/hwe/plugins/internal/steptest"
+	"github.com/hwe-run/hwe/plugins/proc"
 )
 
 // echoWorker is a minimal worker in Python: it replies with its pid and the

@@ -35,7 +35,7 @@ import (
 	"time"
 
 	"github.com/hwe-run/hwe/host/api"
-	"github.com/hwe-run/hwe/plugins/internal/proc"
+	"github.com/hwe-run/hwe/plugins/proc"
 )
 
 // drainTimeout bounds how long the host waits, after a reply, for the
