@@ -87,8 +87,8 @@ async function loadSession() {
     session.me = await api.me();
   } catch (err) {
     if (err.status === 401) {
-      sessionStorage.setItem("hwe.after-login", location.pathname + location.search);
-      navigate("/login", { replace: true });
+      // request() already called the unauthorized handler, which remembered
+      // this page and went to the login.
     } else {
       replace(main, h("div", { class: "banner error" }, "Cannot reach the hwe server: " + err.message));
     }
@@ -108,10 +108,15 @@ export async function loggedIn() {
   return true;
 }
 
+// rememberPage keeps where the user was going, to return there after login.
+function rememberPage() {
+  if (location.pathname !== "/login") sessionStorage.setItem("hwe.after-login", location.pathname + location.search);
+}
+
 setUnauthorizedHandler(() => {
   if (location.pathname === "/login") return;
   session.me = null;
-  sessionStorage.setItem("hwe.after-login", location.pathname + location.search);
+  rememberPage();
   navigate("/login", { replace: true });
 });
 

@@ -75,6 +75,9 @@ export function draw(container, nodes, { onSelect } = {}) {
     class: "dag", width: L.width, height: L.height, viewBox: `0 0 ${L.width} ${L.height}`,
     role: "img", "aria-label": "workflow graph",
   });
+  root.appendChild(svg("defs", {},
+    svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
+      svg("path", { d: "M0,0 L10,5 L0,10 z", class: "arrow-head" }))));
   const edgeEls = [];
   for (const e of L.edges) {
     const a = L.boxes.get(e.from), b = L.boxes.get(e.to);

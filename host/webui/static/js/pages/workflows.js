@@ -56,7 +56,7 @@ export async function workflowsPage(ctx) {
           h("h3", {}, h("a", { href: href(w) }, title(w))),
           h("p", { class: "muted" }, w.description || "No description available"),
           h("div", {}, languages(w), w.schedule ? h("span", { class: "badge", title: "schedule" }, "⏱ " + w.schedule) : null),
-          h("div", { class: "muted mono" }, "📄 " + w.file),
+          h("div", { class: "muted mono" }, w.file),
           h("div", { class: "foot" }, state(w), runButton(w))))));
       return;
     }
@@ -78,7 +78,7 @@ export async function workflowsPage(ctx) {
   replace(ctx.main,
     h("div", { class: "head" },
       h("div", {}, h("h1", {}, "Workflows"), h("p", { class: "muted" }, "Select a workflow to see its graph, run it and follow its steps.")),
-      h("div", { class: "actions" }, ctx.can("admin") ? h("a", { href: "/workflows/new", class: "button" }, "＋ New workflow") : null)),
+      h("div", { class: "actions" }, ctx.can("admin") ? h("a", { href: "/workflows/new", class: "button" }, "+ New workflow") : null)),
     h("div", { class: "toolbar" }, search, tableBtn, gridBtn),
     results);
   draw();
