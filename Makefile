@@ -9,7 +9,9 @@ FUZZTIME ?= 10s
 
 .PHONY: all build run test test-short vet fuzz bench check fmt clean plugins
 
-all: build
+all: build wasm-all
+
+include plugins/wasm/wasm.mk
 
 build: $(HWE) plugins
 
@@ -19,18 +21,22 @@ $(HWE): FORCE
 
 FORCE:
 
-# Third-party runner example(s), each its own Go module.
+# The third-party runner example: its own Go module, found through the plugin
+# path with its pinned checksum beside it.
 plugins:
-	@true
+	@mkdir -p $(BIN)/plugins
+	cd plugins/sql-runner && $(GO) build -o ../../$(BIN)/plugins/hwe-runner-sql .
+	cd $(BIN)/plugins && sha256sum hwe-runner-sql > hwe-runner-sql.sha256
 
 run: build
-	$(HWE) run workflows
+	HWE_PLUGIN_PATH=$(CURDIR)/$(BIN)/plugins $(HWE) run workflows testdata/plugins
 
 vet:
 	$(GO) vet $(PKGS)
 
 test: build vet
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	cd plugins/sql-runner && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 	$(MAKE) fuzz
 
 test-short:
@@ -42,7 +48,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzJSONRoundTrip$$' -fuzztime $(FUZZTIME) ./plugins/lua
 
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -count 1 ./host/engine ./plugins/... | tee $(BIN)/bench.txt | grep -E '^(Benchmark|ok|PASS|FAIL)'
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s -count 1 ./host/cmd/hwe ./host/plugin ./plugins/... 2>&1 | tee $(BIN)/bench.txt | grep -E '^(Benchmark|ok|PASS|FAIL)'
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
