@@ -3,11 +3,16 @@ package server
 import (
 	"context"
 	"fmt"
+	"github.com/hwe-run/hwe/host/api"
+	"github.com/hwe-run/hwe/host/engine"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -312,6 +317,7 @@ func TestNoTokenOnLoopbackOnly(t *testing.T) {
 	st, _ := store.Open("")
 	defer st.Close()
 	cfg := Config{Executor: newGateExecutor(), Store: st, WorkflowsDir: t.TempDir(), Addr: "0.0.0.0:0"}
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	err := Serve(context.Background(), cfg, nil)
 	if err == nil || !strings.Contains(err.Error(), "HWE_TOKEN") {
 		t.Fatalf("non-loopback without token: %v", err)
@@ -358,17 +364,17 @@ func TestTenantsFileErrors(t *testing.T) {
 		"workflows":          fmt.Sprintf("[[tenant]]\nname='a'\n[[tenant.token]]\nrole='admin'\nsha256=%q\n", h),
 		"no [[tenant]]":      "",
 		"nope":               "nope = 1\n",
-		"policy cpu":         fmt.Sprintf("[[tenant]]\nname='a'\nworkflows='w'\n[tenant.policy]\ncpu='fast'\n[[tenant.token]]\nrole='admin'\nsha256=%q\n", h),
+		"allow.cpu":          fmt.Sprintf("[[tenant]]\nname='a'\nworkflows='w'\n[tenant.policy.allow]\ncpu='fast'\n[[tenant.token]]\nrole='admin'\nsha256=%q\n", h),
 	} {
 		if _, err := LoadTenants(write(src)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("want %q, got %v", want, err)
 		}
 	}
-	ts, err := LoadTenants(write(fmt.Sprintf("[[tenant]]\nname='a'\nworkflows='w'\nrunners=['lua']\n[tenant.policy]\nnet=['x:443']\nkv=true\ncpu='2s'\n[[tenant.token]]\nname='ci'\nrole='viewer'\nsha256=%q\n", h)))
+	ts, err := LoadTenants(write(fmt.Sprintf("[[tenant]]\nname='a'\nworkflows='w'\nrunners=['lua']\n[tenant.policy.allow]\nnet=['x:443']\nkv=true\ncpu='2s'\n[[tenant.token]]\nname='ci'\nrole='viewer'\nsha256=%q\n", h)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ts[0].WorkflowsDir != filepath.Join(dir, "w") || ts[0].Policy == nil || !ts[0].Policy.KV || ts[0].Policy.CPU != 2*time.Second ||
+	if ts[0].WorkflowsDir != filepath.Join(dir, "w") || ts[0].Policy == nil || !ts[0].Policy.Ceiling.KV || ts[0].Policy.Ceiling.CPU != 2*time.Second || ts[0].Policy.Ceiling.Memory == 0 ||
 		ts[0].Tokens[0].Role != RoleViewer || ts[0].Tokens[0].Name != "ci" {
 		t.Fatalf("tenant = %+v %+v", ts[0], ts[0].Policy)
 	}
@@ -387,5 +393,65 @@ func TestTenantRunnerAllowList(t *testing.T) {
 	resp, data := e.do("PUT", "/api/v1/workflows/chain", "tok", chainWorkflow)
 	if resp.StatusCode != 422 || !strings.Contains(string(data), "runner lua is not allowed for tenant a") {
 		t.Fatalf("PUT with a forbidden runner: %d %s", resp.StatusCode, data)
+	}
+}
+
+// TestTenantPolicyBoundsGrants: a step gets what it asks for only as far as
+// its tenant's policy allows; a tenant without a policy gets nothing.
+func TestTenantPolicyBoundsGrants(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"open", "closed"} {
+		os.MkdirAll(filepath.Join(dir, n), 0o755)
+		os.WriteFile(filepath.Join(dir, n, "net.lua"), []byte(`workflow = { name = "net", steps = {
+  fetch = { language = "lua", allow = { net = {"api.example.com:443", "evil.example.com:443"}, kv = true },
+            code = [[ function run() return 1 end ]] } } }
+`), 0o644)
+	}
+	file := filepath.Join(dir, "t.toml")
+	os.WriteFile(file, []byte(fmt.Sprintf(`[[tenant]]
+name = "open"
+workflows = "open"
+[tenant.policy.allow]
+net = ["api.example.com:443"]
+kv = true
+[[tenant.token]]
+role = "operator"
+sha256 = %q
+[[tenant]]
+name = "closed"
+workflows = "closed"
+[[tenant.token]]
+role = "operator"
+sha256 = %q
+`, HashToken("open-tok"), HashToken("closed-tok"))), 0o600)
+	tenants, err := LoadTenants(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hostTenants []string
+	var mu sync.Mutex
+	e := newEnv(t, func(c *Config) {
+		c.Tenants = tenants
+		c.NewHost = func(tn *Tenant, req *api.StepRequest, emit engine.HostEvents) api.Host {
+			mu.Lock()
+			hostTenants = append(hostTenants, tn.Name+"/"+req.Tenant)
+			mu.Unlock()
+			return api.NopHost{}
+		}
+	})
+	e.waitRun(e.startRun("net", "open-tok"), "open-tok")
+	g, _ := e.exec.grant.Load("fetch")
+	if got := g.(api.Grant); len(got.Net) != 1 || got.Net[0] != "api.example.com:443" || !got.KV || got.Memory == 0 {
+		t.Fatalf("open tenant's grant = %+v", got)
+	}
+	e.waitRun(e.startRun("net", "closed-tok"), "closed-tok")
+	g, _ = e.exec.grant.Load("fetch")
+	if got := g.(api.Grant); len(got.Net) != 0 || got.KV || got.Memory == 0 {
+		t.Fatalf("closed tenant's grant = %+v", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(hostTenants) != 2 || hostTenants[0] != "open/open" || hostTenants[1] != "closed/closed" {
+		t.Fatalf("NewHost saw %v", hostTenants)
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hwe-run/hwe/host/api"
 	"github.com/hwe-run/hwe/host/engine"
+	"github.com/hwe-run/hwe/host/policy"
 	"github.com/hwe-run/hwe/host/store"
 	"github.com/hwe-run/hwe/host/store/recorder"
 	"github.com/hwe-run/hwe/host/workflow"
@@ -30,8 +31,8 @@ type Runtime struct {
 	Executor       engine.Executor
 	KnownLanguage  func(canonical string) bool
 	CheckStep      func(s *workflow.Step, w *workflow.Workflow) []string
-	NewHost        func(tenant string, req *api.StepRequest, emit engine.HostEvents) api.Host
-	Policy         *api.Grant // the local tenant's grant ceiling
+	NewHost        func(tenant *Tenant, req *api.StepRequest, emit engine.HostEvents) api.Host
+	Policy         *policy.Policy // the local tenant's policy (nil = policy.Strict())
 	Concurrency    int
 	DefaultTimeout time.Duration
 	Close          func() error // releases the executor (nil = nothing to do)
@@ -311,7 +312,8 @@ func RunsCommand(d Deps) *cli.Command {
 				Usage:     "finish a failed, cancelled or interrupted run: re-run what did not succeed, reusing stored outputs",
 				ArgsUsage: "RUN_ID",
 				Flags: []cli.Flag{dataFlag, jsonFlag,
-					&cli.BoolFlag{Name: "force", Usage: "resume a run recorded as queued or running (its process is gone)"}},
+					&cli.BoolFlag{Name: "force", Usage: "resume a run recorded as queued or running (its process is gone)"},
+					&cli.StringFlag{Name: "tenants", Usage: "tenants `FILE`, for the policy of a tenant's run"}},
 				Action: func(c *cli.Context) error { return resumeAction(c, d, open) },
 			},
 			{
@@ -385,13 +387,29 @@ func resumeAction(c *cli.Context, d Deps, open func(*cli.Context) (*store.Store,
 		return cli.Exit(err.Error(), 1)
 	}
 	withInput(res.Workflow, res.Run.Input)
-	opts := engine.Options{RunID: id, Executor: rt.Executor, Previous: res.Previous, Policy: rt.Policy,
+	// The run resumes under the local policy (or the tenant's, with --tenants).
+	tenant := &Tenant{Name: res.Run.Tenant, Policy: rt.Policy}
+	if f := c.String("tenants"); f != "" {
+		tenants, err := LoadTenants(f)
+		if err != nil {
+			return cli.Exit(err.Error(), 2)
+		}
+		tenant = nil
+		for _, t := range tenants {
+			if t.Name == res.Run.Tenant {
+				tenant = t
+			}
+		}
+		if tenant == nil {
+			return cli.Exit(fmt.Sprintf("run %s belongs to tenant %s, which is not in %s", id, res.Run.Tenant, f), 1)
+		}
+	}
+	opts := engine.Options{RunID: id, Executor: rt.Executor, Previous: res.Previous, Grant: policyOf(tenant).Effective,
 		Concurrency: rt.Concurrency, DefaultTimeout: rt.DefaultTimeout, OnEvent: res.Recorder.OnEvent}
 	if res.Run.Tenant != LocalTenant {
 		opts.Tenant = res.Run.Tenant
 	}
 	if rt.NewHost != nil {
-		tenant := opts.Tenant
 		opts.NewHost = func(req *api.StepRequest, emit engine.HostEvents) api.Host { return rt.NewHost(tenant, req, emit) }
 	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)

@@ -31,6 +31,7 @@ type gateExecutor struct {
 	gates map[string]chan struct{}
 	calls sync.Map // step name -> *atomic.Int32
 	fail  sync.Map // step name -> error message while set
+	grant sync.Map // step name -> the api.Grant it last ran with
 }
 
 func newGateExecutor() *gateExecutor {
@@ -55,6 +56,7 @@ func (g *gateExecutor) callCount(step string) int {
 func (g *gateExecutor) Execute(ctx context.Context, req *api.StepRequest, host api.Host) (json.RawMessage, error) {
 	v, _ := g.calls.LoadOrStore(req.Step, new(atomic.Int32))
 	v.(*atomic.Int32).Add(1)
+	g.grant.Store(req.Step, req.Grant)
 	g.mu.Lock()
 	ch := g.gates[req.Step]
 	g.mu.Unlock()

@@ -185,14 +185,14 @@ func (m *runManager) execute(a *activeRun, rec *recorder.Recorder, wf *workflow.
 		DefaultTimeout: m.s.cfg.DefaultTimeout,
 		Executor:       m.s.cfg.Executor,
 		Previous:       previous,
-		Policy:         a.tenant.Policy,
+		Grant:          policyOf(a.tenant.Tenant).Effective,
 		OnEvent:        func(ev engine.Event) { m.onEvent(a, rec, ev) },
 	}
 	if len(m.s.cfg.Tenants) > 0 {
 		opts.Tenant = a.tenant.Name // "" is the engine's local tenant
 	}
 	if newHost := m.s.cfg.NewHost; newHost != nil {
-		tenant := opts.Tenant
+		tenant := a.tenant.Tenant
 		opts.NewHost = func(req *api.StepRequest, emit engine.HostEvents) api.Host { return newHost(tenant, req, emit) }
 	}
 	engine.Run(a.ctx, wf, opts)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/hwe-run/hwe/host/api"
 	"github.com/hwe-run/hwe/host/engine"
+	"github.com/hwe-run/hwe/host/policy"
 	"github.com/hwe-run/hwe/host/store"
 	"github.com/hwe-run/hwe/host/webui"
 	"github.com/hwe-run/hwe/host/workflow"
@@ -42,8 +43,9 @@ type Config struct {
 	// (workflow.LoadOptions.CheckStep); nil = structural checks only.
 	CheckStep func(s *workflow.Step, w *workflow.Workflow) []string
 	// NewHost builds the capability-checked host API for a step attempt of
-	// a tenant (nil = the engine's log-only host).
-	NewHost func(tenant string, req *api.StepRequest, emit engine.HostEvents) api.Host
+	// a tenant (nil = the engine's log-only host). The tenant carries its
+	// name and policy; req.Grant is already the effective grant.
+	NewHost func(tenant *Tenant, req *api.StepRequest, emit engine.HostEvents) api.Host
 
 	// Tenants, when set, gives each tenant its tokens, policy and folder.
 	// Without it there is one tenant, "local", over WorkflowsDir.
@@ -54,8 +56,9 @@ type Config struct {
 	// Without tenants and without a token, the server needs no token but
 	// Serve refuses to listen on a non-loopback address.
 	Token string
-	// Policy is the local tenant's grant ceiling (nil = deny all requests).
-	Policy *api.Grant
+	// Policy bounds the local tenant's steps (nil = policy.Strict(): no
+	// network, files, variables, secrets or KV; default limits).
+	Policy *policy.Policy
 
 	// Concurrency is the steps one run executes at once (0 = the workflow's
 	// setting, else the number of CPUs).

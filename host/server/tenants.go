@@ -12,9 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
-	"github.com/hwe-run/hwe/host/api"
+	"github.com/hwe-run/hwe/host/policy"
 	"github.com/pelletier/go-toml/v2"
 )
 
@@ -61,9 +60,9 @@ type Tenant struct {
 	Name         string
 	WorkflowsDir string
 	Tokens       []Token
-	// Policy is the ceiling for every step's grant (nil = deny everything a
-	// step asks for).
-	Policy *api.Grant
+	// Policy bounds every step's grant (nil = policy.Strict(): nothing
+	// beyond default limits).
+	Policy *policy.Policy
 	// Runners lists the canonical languages this tenant may run (empty = all).
 	Runners []string
 	// MaxConcurrentRuns bounds the tenant's runs executing at once (0 = no
@@ -101,11 +100,13 @@ func NewToken() string {
 //	workflows = "acme/workflows"      # relative to the tenants file
 //	runners = ["lua", "python"]       # allowed runners; empty = all
 //	max_concurrent_runs = 4
-//	  [tenant.policy]                 # grant ceiling for every step
+//	  [tenant.policy]                 # package policy's format
+//	  require = ["landlock", "seccomp"]
+//	  [tenant.policy.allow]           # ceiling for every step's grant
 //	  net = ["api.example.com:443"]
 //	  secrets = ["API_KEY"]
 //	  kv = true
-//	  memory = 268435456              # bytes
+//	  memory = "256MiB"
 //	  cpu = "30s"
 //	  [[tenant.token]]
 //	  name = "ci"
@@ -116,25 +117,12 @@ type tenantsFile struct {
 }
 
 type tenantEntry struct {
-	Name              string       `toml:"name" json:"name"`
-	Workflows         string       `toml:"workflows" json:"workflows"`
-	Runners           []string     `toml:"runners" json:"runners"`
-	MaxConcurrentRuns int          `toml:"max_concurrent_runs" json:"max_concurrent_runs"`
-	Policy            *policyEntry `toml:"policy" json:"policy"`
-	Token             []tokenEntry `toml:"token" json:"token"`
-}
-
-type policyEntry struct {
-	Net       []string `toml:"net" json:"net"`
-	FSRead    []string `toml:"fs_read" json:"fs_read"`
-	FSWrite   []string `toml:"fs_write" json:"fs_write"`
-	Env       []string `toml:"env" json:"env"`
-	Secrets   []string `toml:"secrets" json:"secrets"`
-	KV        bool     `toml:"kv" json:"kv"`
-	Memory    int64    `toml:"memory" json:"memory"`
-	CPU       string   `toml:"cpu" json:"cpu"`
-	Processes int      `toml:"processes" json:"processes"`
-	MaxOutput int64    `toml:"max_output" json:"max_output"`
+	Name              string         `toml:"name" json:"name"`
+	Workflows         string         `toml:"workflows" json:"workflows"`
+	Runners           []string       `toml:"runners" json:"runners"`
+	MaxConcurrentRuns int            `toml:"max_concurrent_runs" json:"max_concurrent_runs"`
+	Policy            map[string]any `toml:"policy" json:"policy"`
+	Token             []tokenEntry   `toml:"token" json:"token"`
 }
 
 type tokenEntry struct {
@@ -208,17 +196,13 @@ func LoadTenants(path string) ([]*Tenant, error) {
 			}
 			t.Tokens = append(t.Tokens, Token{Name: name, Role: role, SHA256: h})
 		}
-		if p := e.Policy; p != nil {
-			g := &api.Grant{Net: p.Net, FSRead: p.FSRead, FSWrite: p.FSWrite, Env: p.Env, Secrets: p.Secrets,
-				KV: p.KV, Memory: p.Memory, Processes: p.Processes, MaxOutput: p.MaxOutput}
-			if p.CPU != "" {
-				d, err := time.ParseDuration(p.CPU)
-				if err != nil {
-					return nil, fmt.Errorf("%s: policy cpu: %w", where, err)
-				}
-				g.CPU = d
+		if e.Policy != nil {
+			p, err := policy.FromMap(e.Policy)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", where, err)
 			}
-			t.Policy = g
+			withDefaultLimits(&p)
+			t.Policy = &p
 		}
 		out = append(out, t)
 	}
@@ -242,4 +226,31 @@ func tenantsFileError(path string, err error) error {
 		return fmt.Errorf("%s:%d: %v", path, row, err)
 	}
 	return fmt.Errorf("tenants file %s: %w", path, err)
+}
+
+// withDefaultLimits fills the limits a tenant's policy leaves unset with
+// those of policy.Strict, so every tenant's steps are bounded.
+func withDefaultLimits(p *policy.Policy) {
+	d := policy.Strict().Ceiling
+	c := &p.Ceiling
+	if c.Memory == 0 {
+		c.Memory = d.Memory
+	}
+	if c.Processes == 0 {
+		c.Processes = d.Processes
+	}
+	if c.MaxOutput == 0 {
+		c.MaxOutput = d.MaxOutput
+	}
+	if c.CPU == 0 {
+		c.CPU = d.CPU
+	}
+}
+
+// policyOf is the policy a tenant's steps run under.
+func policyOf(t *Tenant) policy.Policy {
+	if t.Policy != nil {
+		return *t.Policy
+	}
+	return policy.Strict()
 }
