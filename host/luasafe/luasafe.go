@@ -68,6 +68,7 @@ func NewState() *lua.LState {
 	str := globals.RawGetString("string").(*lua.LTable)
 	str.RawSetString("rep", L.NewFunction(safeRep))
 	str.RawSetString("dump", lua.LNil)
+	guardPatterns(L, str)
 	// Lua 5.4 names that workflows written for the reference use.
 	tbl := globals.RawGetString("table").(*lua.LTable)
 	if tbl.RawGetString("unpack") == lua.LNil {

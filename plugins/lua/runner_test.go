@@ -201,3 +201,24 @@ func TestConcurrentSteps(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestCatastrophicPatternRefused(t *testing.T) {
+	r := luarunner.New(luarunner.Options{})
+	start := time.Now()
+	_, err := run(t, r, `function run() return string.find(string.rep("a", 80), ".-.-.-.-.-.-.-.-b") end`, nil, 2*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "backtrack") || time.Since(start) > time.Second {
+		t.Fatalf("got %v after %s", err, time.Since(start))
+	}
+	// ordinary patterns still work, on long subjects too
+	got, err := run(t, r, `function run()
+		local s = "  " .. string.rep("x", 20000) .. "  "
+		local trimmed = s:match("^%s*(.-)%s*$")
+		local k, v = ("key=value"):match("(%w+)=(%w+)")
+		local n = 0
+		for w in ("a b c d"):gmatch("%a+") do n = n + 1 end
+		return { len = #trimmed, k = k, v = v, n = n, sub = ("hello"):gsub("l", "L") }
+	end`, nil, 5*time.Second)
+	if err != nil || got != `{"k":"key","len":20000,"n":4,"sub":"heLLo","v":"value"}` {
+		t.Fatalf("got %s %v", got, err)
+	}
+}
