@@ -455,3 +455,45 @@ sha256 = %q
 		t.Fatalf("NewHost saw %v", hostTenants)
 	}
 }
+
+// TestCrossSiteRequestsRefused: without tokens on loopback, a page of
+// another site cannot start runs (CSRF) or reach the API through a
+// rebinding host name.
+func TestCrossSiteRequestsRefused(t *testing.T) {
+	e := newEnv(t)
+	e.writeWorkflow("chain", chainWorkflow)
+	send := func(method, path, origin, host string) int {
+		req, _ := http.NewRequest(method, e.ts.URL+path, nil)
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		if host != "" {
+			req.Host = host
+		}
+		resp, err := e.ts.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := send("POST", "/api/v1/workflows/chain/runs", "http://evil.example", ""); code != 403 {
+		t.Fatalf("cross-origin POST: %d", code)
+	}
+	if code := send("POST", "/api/workflows/chain/run", "null", ""); code != 403 {
+		t.Fatalf("opaque-origin POST: %d", code)
+	}
+	if code := send("GET", "/api/v1/workflows", "", "rebind.evil.example:80"); code != 403 {
+		t.Fatalf("rebinding host: %d", code)
+	}
+	// The UI's own requests (same origin) work.
+	if code := send("POST", "/api/v1/workflows/chain/runs", e.ts.URL, ""); code != 202 {
+		t.Fatalf("same-origin POST: %d", code)
+	}
+	runs := decode[struct {
+		Total int `json:"total"`
+	}](t, e.must("GET", "/api/v1/runs", "", "", 200))
+	if runs.Total != 1 {
+		t.Fatalf("%d runs started", runs.Total)
+	}
+}

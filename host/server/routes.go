@@ -4,6 +4,8 @@ import (
 	"bytes"
 	_ "embed"
 	"net/http"
+	"net/url"
+	"strings"
 )
 
 // openAPI is the API's description, kept in the repository beside the code
@@ -60,7 +62,44 @@ func (s *Server) routes(ui http.Handler) http.Handler {
 	root.HandleFunc("GET /healthz", s.handleHealth)
 	root.HandleFunc("GET /metrics", viewer(s.handleMetrics))
 	root.Handle("/", ui)
-	return s.countRequests(root)
+	return s.countRequests(s.guard(root))
+}
+
+// guard refuses requests a browser makes on behalf of another site. Tokens
+// travel in a header, never in cookies, so a foreign page cannot use
+// them; but a server that needs no token (the local tenant on a loopback
+// address) must not run workflows for any page the user happens to visit:
+//   - a state-changing request whose Origin is another site is refused
+//     (cross-site form posts and fetches; webhooks are exempt, they carry
+//     their own token);
+//   - without tokens, only requests addressed to a loopback name are
+//     answered, which defeats DNS rebinding.
+func (s *Server) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.auth.open != nil && !isLoopback(r.Host) {
+			s.auditDenied(r, nil, "origin", r.Host, "request addressed to a non-loopback host name")
+			writeError(w, http.StatusForbidden, codeForbidden, "this server needs no token, so it only answers requests addressed to localhost or a loopback address")
+			return
+		}
+		switch r.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+		default:
+			if strings.HasPrefix(r.URL.Path, "/api/v1/hooks/") {
+				break
+			}
+			if origin := r.Header.Get("Origin"); origin != "" {
+				if u, err := url.Parse(origin); err != nil || u.Host != r.Host {
+					s.auditDenied(r, nil, "origin", origin, "cross-origin "+r.Method+" "+r.URL.Path)
+					writeError(w, http.StatusForbidden, codeForbidden, "cross-origin request refused")
+					return
+				}
+			} else if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+				writeError(w, http.StatusForbidden, codeForbidden, "cross-site request refused")
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // jsonMuxErrors turns the mux's own plain-text 404 and 405 answers into
