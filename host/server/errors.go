@@ -49,7 +49,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(true) // bodies may hold step output; keep it inert if ever sniffed as HTML
+	// Step outputs stay byte for byte as the step produced them (no \u003c
+	// for "<"); nosniff and the JSON content type keep browsers from
+	// treating a body as HTML.
+	enc.SetEscapeHTML(false)
 	_ = enc.Encode(v)
 }
 

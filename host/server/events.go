@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -44,11 +45,13 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, id *identi
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	send := func(ev store.Event) error {
-		data, err := json.Marshal(ev)
-		if err != nil {
+		var data bytes.Buffer
+		enc := json.NewEncoder(&data)
+		enc.SetEscapeHTML(false) // outputs and log lines exactly as produced
+		if err := enc.Encode(ev); err != nil {
 			return err
 		}
-		_, err = fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, ev.Type, data)
+		_, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, ev.Type, bytes.TrimRight(data.Bytes(), "\n"))
 		last = ev.Seq
 		return err
 	}

@@ -90,3 +90,19 @@ func TestLegacyRoutesKeepReferenceShapes(t *testing.T) {
 		t.Fatalf("GET run: %d", resp.StatusCode)
 	}
 }
+
+// Outputs come back exactly as the step produced them, "<" included.
+func TestOutputsAreNotHTMLEscaped(t *testing.T) {
+	e := newEnv(t)
+	e.writeWorkflow("xss", xssWorkflow)
+	id := e.startRun("xss", "")
+	e.waitRun(id, "")
+	data := e.must("GET", "/api/v1/runs/"+id, "", "", 200)
+	if !strings.Contains(string(data), `"output":{"html":"<script>window.__xss = 1</script><img src=x onerror=window.__xss=2>"}`) {
+		t.Fatalf("run JSON = %s", data)
+	}
+	resp, _ := e.do("GET", "/api/v1/runs/"+id, "", "")
+	if resp.Header.Get("X-Content-Type-Options") != "nosniff" || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		t.Fatalf("headers = %v", resp.Header)
+	}
+}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -234,7 +235,7 @@ func appendEvent(ctx context.Context, tx *sql.Tx, ev *Event) (int64, error) {
 		return 0, fmt.Errorf("store: append event: %w", err)
 	}
 	ev.Seq = 0 // the data column never holds the sequence number
-	data, err := json.Marshal(ev)
+	data, err := marshalEvent(ev)
 	if err != nil {
 		return 0, err
 	}
@@ -529,4 +530,16 @@ func nullBytes(b []byte) any {
 		return nil
 	}
 	return []byte(b)
+}
+
+// marshalEvent encodes an event without HTML escaping, so outputs and log
+// lines are stored byte for byte ("<" stays "<", not \u003c).
+func marshalEvent(ev *Event) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(ev); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
 }

@@ -56,6 +56,7 @@ func TestRunLifecycleFoldsEvents(t *testing.T) {
 		{Type: EventStepLog, Step: "a", Stream: "stdout", Line: "hello"},
 		{Type: EventStepFinished, Step: "a", Status: StatusSucceeded, Attempt: 1, DurationMS: 5},
 		{Type: EventStepOutput, Step: "a", Output: json.RawMessage(`{"x":1}`)},
+		{Type: EventStepLog, Step: "a", Stream: "stdout", Line: "<b>&</b>"},
 		{Type: EventStepStarted, Step: "b", Attempt: 1},
 		{Type: EventStepRetry, Step: "b", Attempt: 2, Error: "boom"},
 		{Type: EventStepFinished, Step: "b", Status: StatusFailed, Attempt: 2, Error: "boom again", DurationMS: 7},
@@ -101,7 +102,7 @@ func TestRunLifecycleFoldsEvents(t *testing.T) {
 
 	// Events replay in order with sequence numbers, and can be filtered.
 	evs, err := s.Events(ctx, id, EventFilter{})
-	if err != nil || len(evs) != 8 {
+	if err != nil || len(evs) != 9 {
 		t.Fatalf("events = %d, %v", len(evs), err)
 	}
 	for i, ev := range evs {
@@ -110,11 +111,16 @@ func TestRunLifecycleFoldsEvents(t *testing.T) {
 		}
 	}
 	logs, _ := s.Events(ctx, id, EventFilter{Types: []string{EventStepLog}})
-	if len(logs) != 1 || logs[0].Line != "hello" || logs[0].Seq != 3 {
+	if len(logs) != 2 || logs[0].Line != "hello" || logs[0].Seq != 3 || logs[1].Line != "<b>&</b>" {
 		t.Fatalf("logs = %+v", logs)
 	}
-	after, _ := s.Events(ctx, id, EventFilter{After: 6})
-	if len(after) != 2 || after[0].Seq != 7 {
+	var raw string
+	s.db.QueryRow(`SELECT data FROM events WHERE run_id = ? AND seq = 6`, id).Scan(&raw)
+	if !strings.Contains(raw, `"line":"<b>&</b>"`) {
+		t.Fatalf("stored with HTML escaping: %s", raw)
+	}
+	after, _ := s.Events(ctx, id, EventFilter{After: 7})
+	if len(after) != 2 || after[0].Seq != 8 {
 		t.Fatalf("after 6 = %+v", after)
 	}
 

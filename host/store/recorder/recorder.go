@@ -157,7 +157,15 @@ type Resumable struct {
 // even if the file changed since), collects the outputs of the steps that
 // succeeded, and marks the run queued again. Run it with
 // engine.Options{RunID: rec.ID(), Previous: res.Previous, OnEvent: rec.OnEvent}.
-func Resume(ctx context.Context, st *store.Store, runID, actor string, opts workflow.LoadOptions) (*Resumable, error) {
+//
+// load validates the stored source; nil means workflow.LoadSource with the
+// built-in languages.
+func Resume(ctx context.Context, st *store.Store, runID, actor string, load func(file string, src []byte) (*workflow.Workflow, error)) (*Resumable, error) {
+	if load == nil {
+		load = func(file string, src []byte) (*workflow.Workflow, error) {
+			return workflow.LoadSource(file, src, workflow.LoadOptions{})
+		}
+	}
 	run, err := st.GetRun(ctx, runID)
 	if err != nil {
 		return nil, err
@@ -165,7 +173,7 @@ func Resume(ctx context.Context, st *store.Store, runID, actor string, opts work
 	if !store.Finished(run.Status) || run.Status == store.StatusSucceeded {
 		return nil, &store.StateError{ID: runID, Status: run.Status}
 	}
-	wf, err := workflow.LoadSource(run.File, run.Source, opts)
+	wf, err := load(run.File, run.Source)
 	if err != nil {
 		return nil, err
 	}

@@ -82,7 +82,7 @@ func TestRecordAndResume(t *testing.T) {
 
 	// Resume re-runs b and c only, reusing a's stored output.
 	ex.ok.Store(true)
-	r, err := Resume(ctx, st, rec.ID(), "tester", workflow.LoadOptions{})
+	r, err := Resume(ctx, st, rec.ID(), "tester", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestRecordAndResume(t *testing.T) {
 	}
 	// A succeeded run cannot be resumed.
 	var se *store.StateError
-	if _, err := Resume(ctx, st, rec.ID(), "", workflow.LoadOptions{}); !errors.As(err, &se) {
+	if _, err := Resume(ctx, st, rec.ID(), "", nil); !errors.As(err, &se) {
 		t.Fatalf("resume of succeeded run: %v", err)
 	}
 	logs, _ := st.Events(ctx, rec.ID(), store.EventFilter{Types: []string{store.EventStepLog}})
