@@ -298,11 +298,21 @@ func (i *instance) kill() {
 	})
 }
 
+// socketParent is where the private socket folders go: the temp folder,
+// unless its path is so long that a socket path inside it would pass the
+// kernel's ~108-byte limit for Unix socket addresses; then /tmp.
+func socketParent() string {
+	if dir := os.TempDir(); len(dir) <= 40 {
+		return dir
+	}
+	return "/tmp"
+}
+
 // launch starts a plugin process, connects, serves the host API to it,
 // configures it and asks for its Info. Called with c.mu held.
 func (c *Client) launch() (*instance, api.RunnerInfo, error) {
 	if c.dir == "" {
-		dir, err := os.MkdirTemp("", "hwe-plugin-")
+		dir, err := os.MkdirTemp(socketParent(), "hwe-plugin-")
 		if err != nil {
 			return nil, api.RunnerInfo{}, fmt.Errorf("runner %s: %w", c.cfg.Name, err)
 		}
