@@ -75,10 +75,13 @@ func lookupBare(dir, workflowsDir, name string) (string, bool) {
 	if !filepath.IsAbs(wd) {
 		wd = filepath.Join(dir, wd)
 	}
-	for _, cand := range []string{name, name + ".lua"} {
-		p := filepath.Join(wd, cand)
-		if st, err := os.Stat(p); err == nil && !st.IsDir() {
-			return display(dir, p), true
+	// The reference also looked in these subfolders of the workflows folder.
+	for _, sub := range []string{"", "examples", "templates", "tests"} {
+		for _, cand := range []string{name, name + ".lua"} {
+			p := filepath.Join(wd, sub, cand)
+			if st, err := os.Stat(p); err == nil && !st.IsDir() {
+				return display(dir, p), true
+			}
 		}
 	}
 	return "", false
