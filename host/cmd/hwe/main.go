@@ -24,5 +24,6 @@ func hweMain() int {
 	env := cli.OSEnv()
 	env.Runners = runners
 	env.PluginInfos = pluginInfos
+	env.Commands = serverCommands(env.Dir, env.Getenv)
 	return cli.Main(env, os.Args)
 }
