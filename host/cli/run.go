@@ -17,6 +17,8 @@ import (
 	"github.com/hwe-run/hwe/host/engine"
 	"github.com/hwe-run/hwe/host/policy"
 	"github.com/hwe-run/hwe/host/registry"
+	"github.com/hwe-run/hwe/host/store"
+	"github.com/hwe-run/hwe/host/store/recorder"
 	"github.com/hwe-run/hwe/host/workflow"
 	ucli "github.com/urfave/cli/v2"
 )
@@ -62,6 +64,14 @@ func (env *Env) run(c *ucli.Context) error {
 		return err
 	}
 	defer reg.Close()
+
+	var history *store.Store // run history, when a data folder is configured
+	if dir := cfg.Get("data_dir"); dir != "" {
+		if history, err = store.Open(dir); err != nil {
+			return fmt.Errorf("opening the run history in %s: %w", dir, err)
+		}
+		defer history.Close()
+	}
 
 	hostAPI, err := newLocalHostAPI(cfg, env.Getenv)
 	if err != nil {
@@ -111,7 +121,21 @@ func (env *Env) run(c *ucli.Context) error {
 				o.Concurrency = cfg.Int("concurrency")
 			}
 			o.OnEvent = progress.event
+			var rec *recorder.Recorder
+			if history != nil {
+				if rec, err = recorder.Create(ctx, history, wf, recorder.Meta{Tenant: "local", Trigger: "cli", Origin: "cli"}); err != nil {
+					return fmt.Errorf("recording the run: %w", err)
+				}
+				o.RunID = rec.ID()
+				o.OnEvent = func(e engine.Event) { progress.event(e); rec.OnEvent(e) }
+			}
 			res = engine.Run(ctx, wf, o)
+			if rec != nil {
+				if err := rec.Err(); err != nil {
+					fmt.Fprintf(env.Stderr, "hwe: warning: the run history is incomplete: %v\n", err)
+				}
+				res.ID = rec.ID()
+			}
 		}
 		if res.Status != engine.StatusSucceeded {
 			failed++
@@ -119,7 +143,9 @@ func (env *Env) run(c *ucli.Context) error {
 				res.Status = engine.StatusFailed // the CLI contract knows succeeded and failed
 			}
 		}
-		res.ID = "" // `hwe run --json` has no run id unless history is kept
+		if history == nil {
+			res.ID = "" // `hwe run --json` has no run id unless history is kept
+		}
 		if jsonOut {
 			if err := writeJSONLine(env.Stdout, res); err != nil {
 				return err
