@@ -7,7 +7,7 @@ HWE     := $(BIN)/hwe
 PKGS    := ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build run test test-short vet fuzz bench check fmt clean plugins
+.PHONY: all build run test test-short vet fuzz bench check fmt clean plugins deps
 
 all: build wasm-all
 
@@ -34,7 +34,19 @@ run: build
 vet:
 	$(GO) vet $(PKGS)
 
-test: build vet
+# What the tests need beyond Go, python3, node and bash: Chromium for the web
+# UI's browser tests, wabt to rebuild WAT fixtures, bubblewrap for `hwe doctor`
+# comparisons. Installed with apt-get when missing (needs root).
+DEB_DEPS := chromium:chromium wat2wasm:wabt bwrap:bubblewrap
+deps:
+	@missing=""; for d in $(DEB_DEPS); do cmd=$${d%%:*}; pkg=$${d##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "missing Debian packages:$$missing (run: sudo apt-get install$$missing)"; fi; fi
+	@for t in python3 node bash; do command -v $$t >/dev/null || echo "missing $$t: install it (apt-get install python3 nodejs bash)"; done
+
+test: deps build vet
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	cd plugins/sql-runner && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 	$(MAKE) fuzz
