@@ -41,6 +41,9 @@ type LimitError struct {
 }
 
 func (e *LimitError) Error() string {
+	if e.Limit == "timeout" && e.Detail != "" {
+		return e.Detail // "step 'x' timed out after 30s" says it all
+	}
 	if e.Detail == "" {
 		return e.Limit + " limit exceeded"
 	}
