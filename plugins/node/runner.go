@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	javascriptsdk "github.com/hwe-run/hwe/guest-sdks/javascript"
 	"github.com/hwe-run/hwe/host/api"
 	"github.com/hwe-run/hwe/plugins/internal/warm"
 	"github.com/hwe-run/hwe/plugins/proc"
@@ -150,7 +151,7 @@ func (r *Runner) Run(ctx context.Context, req *api.StepRequest, host api.Host) (
 			"env":        proc.EnvMap(r.opts.PATH, dir, req.Env),
 		}
 	}
-	raw, stdout, err := r.pool.Do(ctx, req, build, host.Log, true)
+	raw, stdout, err := r.pool.Do(ctx, req, build, host, true)
 	if err != nil {
 		return nil, err
 	}
@@ -177,7 +178,7 @@ func (r *Runner) CheckStep(ctx context.Context, req *api.StepRequest) []string {
 	check := func(string) map[string]any {
 		return map[string]any{"op": "check", "step": req.Step, "code": req.Code, "filename": codeFilename(req), "line": req.CodeLine}
 	}
-	raw, _, err := r.pool.Do(ctx, req, check, func(string, string) {}, false)
+	raw, _, err := r.pool.Do(ctx, req, check, nil, false)
 	if err != nil {
 		return []string{err.Error()}
 	}
@@ -252,7 +253,8 @@ func (r *Runner) workerCmd() (*exec.Cmd, error) {
 	}
 	return &exec.Cmd{
 		Path: r.interpreter,
-		Args: []string{r.interpreter, "-e", workerScript},
+		// argv[1] is the hwe module's source (the worker loads it per step).
+		Args: []string{r.interpreter, "-e", workerScript, javascriptsdk.Module},
 		Env:  proc.Env(r.opts.PATH, "/", nil, nil), // each step sets its own
 	}, nil
 }

@@ -1,6 +1,9 @@
 // hwe node worker: runs JavaScript steps sent by the host, one at a time.
 // Protocol (see plugins/internal/warm): requests arrive as JSON lines on fd 3,
 // replies leave as JSON lines on fd 4; fd 1 and fd 2 belong to the steps.
+// While a step runs, its host API calls (require('hwe')) go out on fd 4 and
+// their answers come back on fd 3. process.argv[1] is the source of the hwe
+// module (guest-sdks/javascript/hwe.js).
 //
 // Each step's code is compiled as the body of a fresh function, the way Node
 // wraps a CommonJS module, so its top-level declarations (run, helpers) are
@@ -35,6 +38,48 @@ function reply(obj) {
 }
 
 const PARAMS = ['exports', 'require', 'module', '__filename', '__dirname', 'inputs', 'outputResult', 'process'];
+
+// The hwe module, compiled once; each step gets a fresh instance.
+const hweSource = process.argv[1] || '';
+process.argv.splice(1);
+const hweFactory = vm.compileFunction(hweSource, ['exports', 'require', 'module', '__filename', '__dirname'], { filename: 'hwe.js' });
+
+// Host API calls in flight, by id. Ids never repeat, so an answer that
+// arrives after its step ended finds nothing here and is dropped.
+let nextCallId = 0;
+const pendingCalls = new Map();
+
+function newHweModule(token) {
+  const mod = { exports: {} };
+  hweFactory.call(mod.exports, mod.exports, require, mod, 'hwe.js', '.');
+  mod.exports._connect((op, args) => {
+    if (!current || current.token !== token) {
+      return Promise.resolve({ error: { message: 'hwe: the host API is only available while an hwe step runs' } });
+    }
+    const id = ++nextCallId;
+    return new Promise((resolve) => {
+      pendingCalls.set(id, resolve);
+      reply({ call: op, id, token, args }); // "call" first: the host tells calls from replies by it
+    });
+  });
+  return mod.exports;
+}
+
+function answerCall(msg) {
+  const resolve = pendingCalls.get(msg.reply_to);
+  if (resolve) {
+    pendingCalls.delete(msg.reply_to);
+    resolve(msg);
+  }
+}
+
+// stepRequire is the step's require: Node's, plus the hwe module.
+function stepRequire(filename, hwe) {
+  const base = createRequire(filename);
+  const stepReq = function require(id) { return id === 'hwe' ? hwe : base(id); };
+  Object.assign(stepReq, base);
+  return stepReq;
+}
 
 const original = {
   exit: process.exit,
@@ -161,7 +206,7 @@ async function runStep(req) {
   let failed;
   const failure = new Promise((_, reject) => { failed = reject; });
   failure.catch(() => {});
-  current = { fail: failed };
+  current = { fail: failed, token: req.host_token };
   process.exit = (code) => { throw new ExitCalled(code === undefined ? (process.exitCode || 0) : code); };
   try {
     const fn = compile(req);
@@ -169,7 +214,8 @@ async function runStep(req) {
     const mod = { exports: {}, filename, id: filename, loaded: false };
     const inputs = req.inputs || {};
     const outputResult = (result) => { console.log(JSON.stringify(result)); };
-    const run = fn.call(mod.exports, mod.exports, createRequire(filename), mod, filename, req.cwd, inputs, outputResult, process);
+    const stepReq = stepRequire(filename, newHweModule(req.host_token));
+    const run = fn.call(mod.exports, mod.exports, stepReq, mod, filename, req.cwd, inputs, outputResult, process);
 
     // The reference's trailer, with one fix: a promise is awaited.
     if (typeof run !== 'function') throw new Error('No run function defined in step ' + req.step);
@@ -184,6 +230,7 @@ async function runStep(req) {
     return errorReply(req, err);
   } finally {
     current = null;
+    pendingCalls.clear();
     cancelTimers();
     restoreGlobals();
   }
@@ -206,8 +253,7 @@ function endStreams(sentinel) {
   ]);
 }
 
-async function handle(line) {
-  const req = JSON.parse(line);
+async function handle(req) {
   let result;
   try {
     result = req.op === 'check' ? checkStep(req) : await runStep(req);
@@ -228,9 +274,13 @@ function serve() {
     buffered += chunk;
     let nl;
     while ((nl = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, nl);
+      const msg = JSON.parse(buffered.slice(0, nl));
       buffered = buffered.slice(nl + 1);
-      queue = queue.then(() => handle(line));
+      if (msg.reply_to !== undefined) {
+        answerCall(msg); // at once: the step that waits for it holds the queue
+      } else {
+        queue = queue.then(() => handle(msg));
+      }
     }
   });
   requests.on('end', () => original.exit.call(process, 0));

@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	pythonsdk "github.com/hwe-run/hwe/guest-sdks/python"
 	"github.com/hwe-run/hwe/host/api"
 	"github.com/hwe-run/hwe/plugins/internal/warm"
 	"github.com/hwe-run/hwe/plugins/proc"
@@ -154,7 +155,7 @@ func (r *Runner) Run(ctx context.Context, req *api.StepRequest, host api.Host) (
 			"env":        proc.EnvMap(r.opts.PATH, dir, req.Env),
 		}
 	}
-	rep, err := r.exchange(ctx, req, build, host.Log)
+	rep, err := r.exchange(ctx, req, build, host)
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +174,7 @@ func (r *Runner) CheckStep(ctx context.Context, req *api.StepRequest) []string {
 	check := func(string) map[string]any {
 		return map[string]any{"op": "check", "code": req.Code, "filename": codeFilename(req), "line": req.CodeLine}
 	}
-	rep, err := r.exchange(ctx, req, check, func(string, string) {})
+	rep, err := r.exchange(ctx, req, check, nil)
 	if err != nil {
 		return []string{err.Error()}
 	}
@@ -183,8 +184,8 @@ func (r *Runner) CheckStep(ctx context.Context, req *api.StepRequest) []string {
 	return nil
 }
 
-func (r *Runner) exchange(ctx context.Context, req *api.StepRequest, build func(dir string) map[string]any, log func(stream, line string)) (*reply, error) {
-	raw, _, err := r.pool.Do(ctx, req, build, log, false)
+func (r *Runner) exchange(ctx context.Context, req *api.StepRequest, build func(dir string) map[string]any, host api.Host) (*reply, error) {
+	raw, _, err := r.pool.Do(ctx, req, build, host, false)
 	if err != nil {
 		return nil, err
 	}
@@ -231,7 +232,8 @@ func (r *Runner) workerCmd() (*exec.Cmd, error) {
 		Path: r.interpreter,
 		// -I: ignore PYTHON* variables and the user's site-packages, and
 		// keep the current folder off sys.path.
-		Args: []string{r.interpreter, "-I", "-c", workerScript},
+		// argv[1] is the hwe module's source (the worker installs it per step).
+		Args: []string{r.interpreter, "-I", "-c", workerScript, pythonsdk.Module},
 		Env:  proc.Env(r.opts.PATH, "/", nil, nil), // each step sets its own
 	}
 	return cmd, nil

@@ -1,13 +1,18 @@
 # hwe python worker: runs steps sent by the host, one at a time, each in
 # fresh globals. Protocol (see plugins/internal/warm): requests arrive as JSON
 # lines on fd 3, replies leave as JSON lines on fd 4; fd 1 and fd 2 belong to
-# the steps. Started with -I, so PYTHON* variables and user site-packages
-# play no part.
+# the steps. While a step runs, its host API calls (the hwe module) go out on
+# fd 4 and their answers come back on fd 3. Started with -I, so PYTHON*
+# variables and user site-packages play no part; argv[1] is the source of
+# the hwe module (guest-sdks/python/hwe.py).
 import builtins
+import itertools
 import json
 import os
 import sys
+import threading
 import traceback
+import types
 
 # Modules the reference examples import, loaded once per worker so steps
 # importing them pay nothing.
@@ -26,11 +31,57 @@ for _stream in (sys.stdout, sys.stderr):
 
 _base_path = list(sys.path)
 _idle_dir = os.getcwd()
+_hwe_code = compile(sys.argv[1] if len(sys.argv) > 1 else "", "hwe.py", "exec", dont_inherit=True)
+sys.argv[:] = [""]
 
 
 def _reply(obj):
     _replies.write(json.dumps(obj).encode() + b"\n")
     _replies.flush()
+
+
+# Host API calls. One at a time (a lock), from any thread of the step, and
+# only while the step runs: the step's end takes the lock and clears the
+# token, so a thread the step left behind cannot send a call that would be
+# taken for the reply to the next request.
+_call_lock = threading.Lock()
+_call_ids = itertools.count(1)
+_host_token = None
+
+
+def _host_call(op, args):
+    with _call_lock:
+        if _host_token is None:
+            return {"error": {"message": "hwe: the host API is only available while an hwe step runs"}}
+        call_id = next(_call_ids)
+        call = {"call": op, "id": call_id, "token": _host_token, "args": args}
+        _replies.write(json.dumps(call, separators=(",", ":")).encode() + b"\n")
+        _replies.flush()
+        while True:
+            line = _requests.readline()
+            if not line:
+                os._exit(0)  # the host is gone
+            answer = json.loads(line)
+            if answer.get("reply_to") == call_id:
+                return answer
+
+
+def _install_hwe():
+    """A fresh hwe module for the step, so no step sees another's changes."""
+    module = types.ModuleType("hwe")
+    module.__file__ = "hwe.py"
+    exec(_hwe_code, module.__dict__)
+    module._transport = _host_call
+    sys.modules["hwe"] = module
+    return module
+
+
+def _end_host_calls(module):
+    global _host_token
+    with _call_lock:
+        _host_token = None
+    if module is not None:
+        module._transport = None
 
 
 def _error_reply(exc, filename, run_func):
@@ -121,25 +172,32 @@ def _finish_streams(sentinel):
 
 
 def _serve():
+    global _host_token
     _reply({"ready": True, "version": sys.version.split()[0]})
     while True:
         line = _requests.readline()
         if not line:
             return
         req = json.loads(line)
+        if "reply_to" in req:
+            continue  # an answer to a call nobody waits for any more
         if req.get("op") == "check":
             reply = _check(req)
             _finish_streams(req["sentinel"])
             _reply(reply)
             continue
+        hwe_module = None
         try:
             os.chdir(req["cwd"])
             os.environ.clear()
             os.environ.update(req["env"])
+            hwe_module = _install_hwe()
+            _host_token = req.get("host_token")
             reply = _run_step(req)
         except BaseException as exc:  # noqa: B036
             reply = {"ok": False, "message": "step setup failed: %s: %s" % (type(exc).__name__, exc), "line": 0}
         finally:
+            _end_host_calls(hwe_module)
             _finish_streams(req["sentinel"])
             sys.path[:] = _base_path
             sys.argv[:] = [""]

@@ -109,13 +109,19 @@ func (r *Runner) Run(ctx context.Context, req *api.StepRequest, host api.Host) (
 	if host == nil {
 		host = api.NopHost{}
 	}
-	dir, cleanup, err := r.scratch.StepDir(req)
+	// Every step has a private folder of its own, for hwe-host; it is also
+	// where the step runs unless the engine gave the run a TempDir.
+	own, err := r.scratch.MakeDir("step-")
 	if err != nil {
 		return nil, err
 	}
-	defer cleanup()
+	defer os.RemoveAll(own)
+	dir := own
+	if req.TempDir != "" {
+		dir = req.TempDir
+	}
 
-	res, err := r.execute(ctx, req, dir, host.Log)
+	res, err := r.execute(ctx, req, dir, own, host)
 	if err != nil {
 		return nil, err
 	}
@@ -167,14 +173,26 @@ type result struct {
 	trapLines      []int // lines the ERR trap reported, in order
 }
 
-func (r *Runner) execute(ctx context.Context, req *api.StepRequest, dir string, log func(stream, line string)) (*result, error) {
-	info := proc.SpawnInfo{Runner: "shell", Tenant: req.Tenant, Grant: req.Grant, Purpose: proc.PurposeStep, TempDir: req.TempDir}
-	if req.TempDir == "" {
-		info.Workdir = dir // a private folder of its own; otherwise it runs in the run's TempDir
+// execute runs the step in dir (own, its private folder, or the run's
+// TempDir) with hwe-host installed in own and served for host.
+func (r *Runner) execute(ctx context.Context, req *api.StepRequest, dir, own string, host api.Host) (*result, error) {
+	log := host.Log
+	info := proc.SpawnInfo{Runner: "shell", Tenant: req.Tenant, Grant: req.Grant, Purpose: proc.PurposeStep,
+		Workdir: own, TempDir: req.TempDir}
+	binDir, err := installHostHelper(r.bash, own, r.opts.Inside.Inside(info, own))
+	if err != nil {
+		return nil, fmt.Errorf("runner shell: install hwe-host: %w", err)
 	}
+	stopHostCalls, err := serveHostCalls(ctx, host, own)
+	if err != nil {
+		return nil, fmt.Errorf("runner shell: serve hwe-host: %w", err)
+	}
+	defer stopHostCalls()
+
 	// cmd.Dir stays a host path (a sandbox maps it itself); HOME is where
 	// the process sees the folder.
 	env := proc.Env(r.opts.PATH, r.opts.Inside.Inside(info, dir), req.Env, inputVars(req))
+	env = prependPath(env, r.opts.Inside.Inside(info, binDir))
 	cmd := &exec.Cmd{
 		Path: r.bash,
 		// -e: the reference's `set -e`. -E: the ERR trap reaches functions.
@@ -280,6 +298,22 @@ func (r *Runner) execute(ctx context.Context, req *api.StepRequest, dir string, 
 	res.state = cmd.ProcessState
 	res.stdout, res.stderr, res.trapLines = stdout.String(), stderr.String(), lines
 	return res, nil
+}
+
+// prependPath puts dir in front of env's PATH (the step's own PATH if it
+// set one), so hwe-host is found first.
+func prependPath(env []string, dir string) []string {
+	for i, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			if v == "" {
+				env[i] = "PATH=" + dir
+			} else {
+				env[i] = "PATH=" + dir + ":" + v
+			}
+			return env
+		}
+	}
+	return append(env, "PATH="+dir)
 }
 
 // inputVars returns INPUT_<DEP> for every input, plus parse_input. Names are

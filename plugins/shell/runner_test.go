@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -198,7 +199,12 @@ func TestHostEnvironmentDoesNotReachSteps(t *testing.T) {
 	if _, ok := got.Env["HWE_TEST_HOST_SECRET"]; ok {
 		t.Fatalf("host variable reached the step")
 	}
-	want := map[string]string{"GRANTED": "yes", "HOME": dir, "LANG": "C.UTF-8", "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "INPUT_DEP": `{"x":1}`}
+	// PATH is the fixed one with the step's hwe-host folder in front.
+	bin, rest, _ := strings.Cut(got.Env["PATH"], ":")
+	if filepath.Base(bin) != helperBinDir || rest != proc.DefaultPATH {
+		t.Errorf("PATH = %q, want the hwe-host folder then %q", got.Env["PATH"], proc.DefaultPATH)
+	}
+	want := map[string]string{"GRANTED": "yes", "HOME": dir, "LANG": "C.UTF-8", "PATH": got.Env["PATH"], "INPUT_DEP": `{"x":1}`}
 	for k, v := range want {
 		if got.Env[k] != v {
 			t.Errorf("%s = %q, want %q", k, got.Env[k], v)
@@ -298,7 +304,9 @@ func TestSpawnHookStartsAndReleasesEveryStep(t *testing.T) {
 	if infos[0].Purpose != proc.PurposeStep || infos[0].Tenant != "t1" || infos[0].Workdir == "" || infos[0].TempDir != "" {
 		t.Fatalf("first step: %+v", infos[0])
 	}
-	if infos[1].Workdir != "" || infos[1].TempDir != req.TempDir {
+	// With a run TempDir the step runs there, and still has a private
+	// folder of its own (hwe-host lives in it).
+	if infos[1].Workdir == "" || infos[1].Workdir == infos[1].TempDir || infos[1].TempDir != req.TempDir {
 		t.Fatalf("second step: %+v", infos[1])
 	}
 }

@@ -337,10 +337,10 @@ func (p *Pool) Close() error {
 // fresh one that is ended afterwards when req.Isolation is "process".
 // build makes the request given the folder the step runs in (as the worker
 // sees it): req.TempDir, or else the worker's private folder (emptied after
-// the step). Do returns the
-// worker's reply line and, with captureStdout, everything the step printed
-// on stdout.
-func (p *Pool) Do(ctx context.Context, req *api.StepRequest, build func(dir string) map[string]any, log func(stream, line string), captureStdout bool) (reply []byte, stdout string, err error) {
+// the step). host gets the step's output lines and serves its host API
+// calls (nil: none). Do returns the worker's reply line and, with
+// captureStdout, everything the step printed on stdout.
+func (p *Pool) Do(ctx context.Context, req *api.StepRequest, build func(dir string) map[string]any, host api.Host, captureStdout bool) (reply []byte, stdout string, err error) {
 	profile := proc.Profile(req.Grant)
 	if p.cfg.Key != nil {
 		profile = p.cfg.Key(req)
@@ -356,7 +356,7 @@ func (p *Pool) Do(ctx context.Context, req *api.StepRequest, build func(dir stri
 	if dir == "" {
 		dir = w.info.Workdir
 	}
-	reply, stdout, err = w.Exchange(ctx, build(p.cfg.Inside.Inside(w.info, dir)), log, captureStdout)
+	reply, stdout, err = w.Exchange(ctx, build(p.cfg.Inside.Inside(w.info, dir)), host, captureStdout)
 	reuse := err == nil && !fresh
 	if reuse && dir == w.info.Workdir {
 		if proc.EmptyDir(dir) != nil {

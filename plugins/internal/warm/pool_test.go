@@ -59,7 +59,7 @@ func newTestPool(t *testing.T, cfg Config) *Pool {
 func say(t *testing.T, p *Pool, req *api.StepRequest, word string) (pid int, log []string) {
 	t.Helper()
 	h := steptest.NewHost()
-	reply, _, err := p.Do(context.Background(), req, func(dir string) map[string]any { return map[string]any{"say": word} }, h.Log, false)
+	reply, _, err := p.Do(context.Background(), req, func(dir string) map[string]any { return map[string]any{"say": word} }, h, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +180,7 @@ func TestCloseEndsEverythingAndCleansUp(t *testing.T) {
 func TestWorkerDyingMidStep(t *testing.T) {
 	p := newTestPool(t, Config{Spares: -1})
 	req := &api.StepRequest{Step: "s"}
-	_, _, err := p.Do(context.Background(), req, func(string) map[string]any { return map[string]any{"exit": true} }, func(string, string) {}, false)
+	_, _, err := p.Do(context.Background(), req, func(string) map[string]any { return map[string]any{"exit": true} }, nil, false)
 	if err == nil || err.Error() != "runner test exited: exit status 7" {
 		t.Fatalf("got %v", err)
 	}
@@ -189,7 +189,7 @@ func TestWorkerDyingMidStep(t *testing.T) {
 
 func TestStartFailureReportsStderr(t *testing.T) {
 	p := newTestPool(t, Config{Spares: -1, NewCmd: pythonCmd(t, "import sys\nsys.stderr.write('cannot start: missing thing\\n')\nsys.exit(3)\n")})
-	_, _, err := p.Do(context.Background(), &api.StepRequest{Step: "s"}, func(string) map[string]any { return map[string]any{} }, func(string, string) {}, false)
+	_, _, err := p.Do(context.Background(), &api.StepRequest{Step: "s"}, func(string) map[string]any { return map[string]any{} }, nil, false)
 	if err == nil || !strings.Contains(err.Error(), "cannot start: missing thing") || !strings.Contains(err.Error(), "exit status 3") {
 		t.Fatalf("got %v", err)
 	}
@@ -200,7 +200,7 @@ func TestStartRespectsContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, _, err := p.Do(ctx, &api.StepRequest{Step: "s"}, func(string) map[string]any { return map[string]any{} }, func(string, string) {}, false)
+	_, _, err := p.Do(ctx, &api.StepRequest{Step: "s"}, func(string) map[string]any { return map[string]any{} }, nil, false)
 	if err == nil || time.Since(start) > 5*time.Second {
 		t.Fatalf("got %v after %v", err, time.Since(start))
 	}

@@ -5,11 +5,28 @@
 // host over two extra file descriptors, so the step's own stdout and stderr
 // stay free for what the step prints:
 //
-//	fd 3  host → worker   one JSON request per line
+//	fd 3  host → worker   one JSON request per line; during a step also
+//	                      the answers to its host API calls
 //	fd 4  worker → host   one JSON message per line: first {"ready":...},
-//	                      then one reply per request
+//	                      then one reply per request; during a step also
+//	                      its host API calls
 //	fd 1  the step's stdout   (streamed to the step's log)
 //	fd 2  the step's stderr   (streamed to the step's log)
+//
+// Host API calls (the `hwe` module of Python and JavaScript steps) travel
+// on the same pipes while a step runs. The request carries a random
+// "host_token"; a call is
+//
+//	{"call": "kv_get", "id": 7, "token": "<host_token>", "args": {"key": "k"}}
+//
+// and its answer, on fd 3, is the hostcall answer plus "reply_to":
+//
+//	{"found": true, "reply_to": 7, "value": "v"}
+//
+// Calls with another step's token are ignored, answers are never written
+// after the step's reply, and log and progress calls are served in the
+// order they arrive (see hostcall.Quick), so a step's log lines keep their
+// order. Workers must ignore answers nobody waits for.
 //
 // After each step the worker prints a per-step random sentinel on fd 1 and
 // fd 2 before it replies; the host waits for both sentinels, so every line a
@@ -51,7 +68,8 @@ type Worker struct {
 	info    proc.SpawnInfo // how it was started (Workdir: its private folder, removed when it ends)
 	release func()         // the SpawnFunc's clean-up, after the process is reaped
 
-	toWorker  *os.File    // our end of the worker's fd 3
+	toWorker  *os.File    // our end of the worker's fd 3 (written only by the outbox)
+	outbox    *outbox     // lines waiting to be written to fd 3
 	replies   chan []byte // lines from the worker's fd 4
 	fromPipes []*os.File  // our read ends of fd 1, fd 2 and fd 4
 
@@ -111,6 +129,7 @@ func Start(ctx context.Context, runner string, spawn proc.SpawnFunc, cmd *exec.C
 		cmd:       cmd,
 		info:      info,
 		toWorker:  reqW,
+		outbox:    newOutbox(),
 		replies:   make(chan []byte, 1),
 		fromPipes: []*os.File{outR, errR, repR},
 		exited:    make(chan struct{}),
@@ -129,6 +148,7 @@ func Start(ctx context.Context, runner string, spawn proc.SpawnFunc, cmd *exec.C
 	go w.readStream(outR, "stdout")
 	go w.readStream(errR, "stderr")
 	go w.readReplies(repR)
+	go w.outbox.drain(reqW)
 	go w.wait()
 
 	if err := w.awaitReady(ctx); err != nil {
@@ -181,6 +201,7 @@ func (w *Worker) wait() {
 	// A process that left the group may still hold the pipes open; do not
 	// let it keep our readers (and this worker's memory) alive.
 	time.AfterFunc(time.Second, func() { closeAll(w.fromPipes...) })
+	w.outbox.close()
 	closeAll(w.toWorker)
 }
 
@@ -233,23 +254,30 @@ func (o *stepOutput) deliver(stream, line string, complete bool) {
 }
 
 // Exchange is one step on this worker. request is the runner's request
-// object; Exchange adds the "sentinel" field. log receives every line the
-// step prints; if captureStdout is set, stdout is also returned whole.
+// object; Exchange adds the "sentinel" and "host_token" fields. host gets
+// every line the step prints and serves its host API calls (nil: lines go
+// nowhere and calls are refused). If captureStdout is set, stdout is also
+// returned whole.
 //
 // The error is a *api.RunnerExitedError if the worker died, or wraps
 // ctx.Err() if ctx ended first (the worker is then killed). Either way the
 // worker must not be reused, and Broken reports true.
-func (w *Worker) Exchange(ctx context.Context, request map[string]any, log func(stream, line string), captureStdout bool) (reply []byte, stdout string, err error) {
+func (w *Worker) Exchange(ctx context.Context, request map[string]any, host api.Host, captureStdout bool) (reply []byte, stdout string, err error) {
+	if host == nil {
+		host = api.NopHost{}
+	}
 	out := &stepOutput{
 		sentinel:   "\x1ehwe-step-end-" + randomHex(12) + "\x1e",
-		log:        log,
+		log:        host.Log,
 		stdoutDone: make(chan struct{}),
 		stderrDone: make(chan struct{}),
 	}
 	if captureStdout {
 		out.stdout = &proc.Capture{}
 	}
+	calls := newCallServer(ctx, w.outbox, host, randomHex(12))
 	request["sentinel"] = out.sentinel
+	request["host_token"] = calls.token
 	line, err := marshalLine(request)
 	if err != nil {
 		return nil, "", err
@@ -264,32 +292,18 @@ func (w *Worker) Exchange(ctx context.Context, request map[string]any, log func(
 		w.mu.Unlock()
 	}()
 
-	// Write in a goroutine: a worker that is not reading must not stall a
-	// cancelled step.
-	writeErr := make(chan error, 1)
-	go func() {
-		_, err := w.toWorker.Write(line)
-		writeErr <- err
-	}()
+	// The outbox writes in the background: a worker that is not reading
+	// must not stall a cancelled step.
+	sent := w.outbox.push(line)
 
-	select {
-	case reply = <-w.replies:
-	case <-w.exited:
-		// It may have replied just before it ended: take the reply if the
-		// reader has it (the pipe reaches EOF once the group is gone).
-		select {
-		case reply = <-w.replies:
-		case <-time.After(time.Second):
-		}
-	case <-ctx.Done():
-		w.Kill()
-		// SIGKILL ends the group at once; wait (briefly) so that everything
-		// the step started is gone when Run returns.
-		select {
-		case <-w.exited:
-		case <-time.After(time.Second):
-		}
-		return nil, "", fmt.Errorf("%s step stopped: %w", w.runner, ctx.Err())
+	reply, stopped := w.awaitReply(ctx, calls)
+	// No answer is written after the step's reply: the next line the
+	// worker reads must be its next request.
+	if !calls.stop(drainTimeout) {
+		w.broken.Store(true)
+	}
+	if stopped != nil {
+		return nil, "", stopped
 	}
 	if reply == nil {
 		// The reply channel closed or the process ended mid-step.
@@ -316,7 +330,7 @@ func (w *Worker) Exchange(ctx context.Context, request map[string]any, log func(
 			break
 		}
 	}
-	if err := <-writeErr; err != nil {
+	if sent.failed() {
 		w.broken.Store(true)
 	}
 	w.mu.Lock()
@@ -325,6 +339,51 @@ func (w *Worker) Exchange(ctx context.Context, request map[string]any, log func(
 	}
 	w.mu.Unlock()
 	return reply, stdout, nil
+}
+
+// awaitReply serves the step's host API calls until its reply arrives. It
+// returns a nil reply if the worker died first, and an error if ctx ended
+// first (the worker is then killed).
+func (w *Worker) awaitReply(ctx context.Context, calls *callServer) (reply []byte, stopped error) {
+	for {
+		select {
+		case line, ok := <-w.replies:
+			if !ok {
+				return nil, nil
+			}
+			if calls.handle(line) {
+				continue
+			}
+			return line, nil
+		case <-w.exited:
+			// It may have replied just before it ended: take the reply if
+			// the reader has it (the pipe reaches EOF once the group is gone).
+			deadline := time.After(time.Second)
+			for {
+				select {
+				case line, ok := <-w.replies:
+					if !ok {
+						return nil, nil
+					}
+					if isHostCall(line) {
+						continue // too late to answer
+					}
+					return line, nil
+				case <-deadline:
+					return nil, nil
+				}
+			}
+		case <-ctx.Done():
+			w.Kill()
+			// SIGKILL ends the group at once; wait (briefly) so that
+			// everything the step started is gone when Run returns.
+			select {
+			case <-w.exited:
+			case <-time.After(time.Second):
+			}
+			return nil, fmt.Errorf("%s step stopped: %w", w.runner, ctx.Err())
+		}
+	}
 }
 
 // Broken reports whether the worker must be discarded.
