@@ -61,6 +61,7 @@ const langTest = "test"
 type command struct {
 	SleepMS  int      `json:"sleep_ms,omitempty"`
 	Fail     string   `json:"fail,omitempty"`
+	FailTill int      `json:"fail_till,omitempty"` // fail attempts up to this one
 	Crash    bool     `json:"crash,omitempty"` // exit the worker process
 	Log      []string `json:"log,omitempty"`
 	KV       bool     `json:"kv,omitempty"`     // put and get a KV key through the host
@@ -82,7 +83,7 @@ func testRegistry(worker string) *registry.Registry {
 }
 
 func (r *testRunner) Info() api.RunnerInfo {
-	return api.RunnerInfo{Name: "test", Languages: []string{langTest}, Version: "1", Kind: "builtin"}
+	return api.RunnerInfo{Name: "test", Languages: []string{langTest, api.LangWasm}, Version: "1", Kind: "builtin"}
 }
 
 func (r *testRunner) Run(ctx context.Context, req *api.StepRequest, host api.Host) (json.RawMessage, error) {
@@ -153,9 +154,9 @@ func (r *testRunner) Run(ctx context.Context, req *api.StepRequest, host api.Hos
 		}
 		out["scratch"] = true
 	}
-	if c.Fail != "" {
+	if c.Fail != "" || req.Attempt <= c.FailTill {
 		logExec("end", req, r.worker)
-		return nil, &api.StepError{Message: c.Fail}
+		return nil, &api.StepError{Message: "failed: " + c.Fail, File: req.WorkflowFile, Line: 7}
 	}
 	logExec("end", req, r.worker)
 	return json.Marshal(out)
@@ -431,4 +432,12 @@ func (h *memHost) Secret(_ context.Context, name string) (string, error) {
 		return s, nil
 	}
 	return "", &api.DeniedError{Capability: "secrets", Detail: "secret " + name + " not granted"}
+}
+
+func byName(res *engine.RunResult) map[string]engine.StepResult {
+	out := map[string]engine.StepResult{}
+	for _, s := range res.Steps {
+		out[s.Name] = s
+	}
+	return out
 }
