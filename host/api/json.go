@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 )
 
@@ -44,7 +46,62 @@ func Canonicalize(data []byte) (json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
-	return MarshalCanonical(v)
+	return MarshalCanonical(bigIntsToFloats(v))
+}
+
+// bigIntsToFloats turns integers that fit neither int64 nor uint64 into
+// floats, as the reference's serde_json does (Python's 2**70 prints as
+// 1.1805916207174113e21). Other numbers keep their literal text.
+func bigIntsToFloats(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		s := string(x)
+		if strings.ContainsAny(s, ".eE") {
+			return x
+		}
+		if _, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return x
+		}
+		if _, err := strconv.ParseUint(s, 10, 64); err == nil {
+			return x
+		}
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return x
+		}
+		return json.Number(serdeFloat(f))
+	case []any:
+		for i := range x {
+			x[i] = bigIntsToFloats(x[i])
+		}
+	case map[string]any:
+		for k := range x {
+			x[k] = bigIntsToFloats(x[k])
+		}
+	}
+	return v
+}
+
+// serdeFloat formats a float the way serde_json (ryu) does: the shortest
+// digits, with an exponent and no '+' when it is at least 1e16 or below 1e-5.
+func serdeFloat(f float64) string {
+	abs := math.Abs(f)
+	if abs != 0 && (abs >= 1e16 || abs < 1e-5) {
+		s := strconv.FormatFloat(f, 'e', -1, 64)
+		mant, exp, _ := strings.Cut(s, "e")
+		exp = strings.TrimPrefix(exp, "+")
+		neg := strings.HasPrefix(exp, "-")
+		exp = strings.TrimLeft(strings.TrimPrefix(exp, "-"), "0")
+		if neg {
+			exp = "-" + exp
+		}
+		return mant + "e" + exp
+	}
+	s := strconv.FormatFloat(f, 'f', -1, 64)
+	if !strings.Contains(s, ".") {
+		s += ".0"
+	}
+	return s
 }
 
 // languageAliases maps every spelling the reference accepts to the canonical name.

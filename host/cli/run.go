@@ -107,7 +107,7 @@ func (env *Env) run(c *ucli.Context) error {
 			for _, p := range problems {
 				fmt.Fprintln(env.Stderr, p.String())
 			}
-			res = &engine.RunResult{Workflow: workflowName(file), File: file, Status: engine.StatusFailed,
+			res = &engine.RunResult{Workflow: env.workflowName(file), File: file, Status: engine.StatusFailed,
 				Error: problems.Error(), Steps: []engine.StepResult{}}
 		} else {
 			if !jsonOut && len(files) > 1 {
@@ -205,7 +205,18 @@ func loadOptions(ctx context.Context, reg *registry.Registry, dir, file string) 
 	}
 }
 
-func workflowName(file string) string {
+// workflowName names a workflow that failed validation: its own `name`
+// when the file still evaluates, else the file name without .lua.
+func (env *Env) workflowName(file string) string {
+	abs := file
+	if !filepath.IsAbs(abs) {
+		abs = filepath.Join(env.Dir, file)
+	}
+	if src, err := os.ReadFile(abs); err == nil {
+		if name := workflow.PeekName(src); name != "" {
+			return name
+		}
+	}
 	b := filepath.Base(file)
 	return b[:len(b)-len(filepath.Ext(b))]
 }

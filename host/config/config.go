@@ -61,6 +61,7 @@ type Value struct {
 type Config struct {
 	Values map[string]Value
 	File   string // config file used, if any
+	Dir    string // the working directory it was resolved for
 }
 
 // Get returns the value of a key.
@@ -78,7 +79,7 @@ func (c *Config) Duration(name string) time.Duration { d, _ := parseDuration(c.G
 // Load resolves the configuration for a working directory. getenv reads the
 // process environment (injected so tests need not touch it).
 func Load(dir string, getenv func(string) string) (*Config, error) {
-	c := &Config{Values: map[string]Value{}}
+	c := &Config{Values: map[string]Value{}, Dir: dir}
 	for _, k := range Keys {
 		c.Values[k.Name] = Value{Key: k, Value: k.Default(), Source: "default"}
 	}

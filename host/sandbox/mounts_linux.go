@@ -113,6 +113,9 @@ func buildRoot(spec *helperSpec) error {
 			return fmt.Errorf("mount /proc: %w", err)
 		}
 	}
+	if err := nameStepUser(spec, stage); err != nil {
+		return err
+	}
 	// The root itself becomes read-only: a step writes only where granted.
 	if err := unix.Mount("", stage, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
 		return fmt.Errorf("read-only root: %w", err)
@@ -275,4 +278,41 @@ func stageDir() string {
 		}
 	}
 	return "/"
+}
+
+// nameStepUser gives the step's uid and gid a name: the host's /etc/passwd
+// and /etc/group plus an "hwe" entry, bound read-only over the originals in
+// the step's root. Without it `whoami`, `id -un` and Python's getpass fail
+// with "cannot find name for user ID", which reference workflows print.
+func nameStepUser(spec *helperSpec, stage string) error {
+	if spec.UID < 0 {
+		return nil
+	}
+	for _, f := range []struct{ name, line string }{
+		{"passwd", fmt.Sprintf("hwe:x:%d:%d:hwe step:/tmp:/bin/sh\n", spec.UID, spec.GID)},
+		{"group", fmt.Sprintf("hwe:x:%d:\n", spec.GID)},
+	} {
+		host, err := os.ReadFile(filepath.Join("/etc", f.name))
+		if err != nil {
+			continue // no such file on this host: nothing to extend
+		}
+		if len(host) > 0 && host[len(host)-1] != '\n' {
+			host = append(host, '\n')
+		}
+		src := filepath.Join(stage, ".hwe-"+f.name)
+		if err := os.WriteFile(src, append(host, f.line...), 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", f.name, err)
+		}
+		target := filepath.Join(stage, "etc", f.name)
+		if _, err := os.Stat(target); err != nil {
+			continue
+		}
+		if err := unix.Mount(src, target, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind %s: %w", f.name, err)
+		}
+		if err := remount(target, unix.MS_NOSUID|unix.MS_NODEV|unix.MS_RDONLY); err != nil {
+			return fmt.Errorf("remount %s: %w", f.name, err)
+		}
+	}
+	return nil
 }

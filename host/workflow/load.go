@@ -305,3 +305,24 @@ func (l *loader) optString(t *lua.LTable, key string, line int) string {
 	l.addf(line, "%s must be a string, not a %s", key, v.Type())
 	return ""
 }
+
+// PeekName returns the name an invalid workflow file gives itself, when
+// evaluating it gets that far, so a failure can still be reported under the
+// workflow's own name. It returns "" otherwise.
+func PeekName(src []byte) string {
+	L := luasafe.NewState()
+	defer L.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	L.SetContext(ctx)
+	err, _ := luasafe.Protect(func() error { return L.DoString(string(src)) })
+	if err != nil {
+		return ""
+	}
+	if t, ok := L.G.Global.RawGetString("workflow").(*lua.LTable); ok {
+		if s, ok := t.RawGetString("name").(lua.LString); ok {
+			return string(s)
+		}
+	}
+	return ""
+}

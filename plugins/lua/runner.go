@@ -72,7 +72,7 @@ func (r *Runner) compile(req *api.StepRequest) (*glua.FunctionProto, error) {
 	if p, ok := r.protos.Load(req.Code); ok {
 		return p.(*glua.FunctionProto), nil
 	}
-	chunk, err := parse.Parse(strings.NewReader(req.Code), chunkName)
+	chunk, err := parse.Parse(strings.NewReader(rewriteFloorDiv(req.Code)), chunkName)
 	if err != nil {
 		msg := strings.TrimSpace(err.Error())
 		line := 0
@@ -157,6 +157,7 @@ func (r *Runner) runIn(ctx context.Context, L *glua.LState, proto *glua.Function
 	env := luasafe.NewEnv(L)
 	env.RawSetString("print", L.NewFunction(printTo(host)))
 	env.RawSetString("hwe", hostModule(ctx, L, host))
+	env.RawSetString(floorDivName, stateFloorDiv(L))
 
 	fn := L.NewFunctionFromProto(proto)
 	fn.Env = env
@@ -226,4 +227,14 @@ func printTo(host api.Host) glua.LGFunction {
 		}
 		return 0
 	}
+}
+
+// stateFloorDiv returns the state's floor-division operator, made once.
+func stateFloorDiv(L *glua.LState) glua.LValue {
+	if op, ok := L.G.Registry.RawGetString(floorDivName).(*glua.LTable); ok {
+		return op
+	}
+	op := floorDivOperator(L)
+	L.G.Registry.RawSetString(floorDivName, op)
+	return op
 }

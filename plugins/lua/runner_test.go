@@ -222,3 +222,14 @@ func TestCatastrophicPatternRefused(t *testing.T) {
 		t.Fatalf("got %s %v", got, err)
 	}
 }
+
+func TestFloorDivision(t *testing.T) {
+	r := luarunner.New(luarunner.Options{})
+	got, err := run(t, r, `function run()
+		local s = "a // b" -- not touched: // in a comment
+		return { x = 10/2, y = 7//2, z = 2^2, neg = -7 // 2, chain = 100 // 3 // 2, prec = 1 + 7 // 2 * 2, s = s, long = [[//]] }
+	end`, nil, 0)
+	if err != nil || got != `{"chain":16,"long":"//","neg":-4,"prec":7,"s":"a // b","x":5,"y":3,"z":4}` {
+		t.Fatalf("got %s %v", got, err)
+	}
+}

@@ -78,7 +78,7 @@ var subprocessRunners = []api.RunnerInfo{
 func runners(cfg *config.Config) (*registry.Registry, error) {
 	reg := registry.New()
 	reg.Register(luarunner.New(luarunner.Options{}))
-	reg.Register(wasmrunner.New(wasmrunner.Options{}))
+	reg.Register(wasmrunner.New(wasmrunner.Options{WorkDir: cfg.Dir}))
 
 	env := []string{"HWE_SANDBOX=" + cfg.Get("sandbox")}
 	for key, name := range map[string]string{"python": envPython, "node": envNode, "bash": envBash} {
