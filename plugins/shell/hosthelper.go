@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
@@ -27,8 +28,10 @@ import (
 // PATH. A call goes like this, through files in the step's private folder
 // (which the step can see whatever sandbox it runs in):
 //
-//  1. hwe-host writes its arguments, each ended by a NUL byte, to
-//     .hwe-host-ID.req, makes the FIFO .hwe-host-ID.out and opens it;
+//  1. hwe-host writes its arguments to .hwe-host-ID.req (their number on a
+//     line, then each ended by a NUL byte, then, for a command that reads
+//     its standard input, all of that input), makes the FIFO
+//     .hwe-host-ID.out and opens it;
 //  2. it writes "ID\n" to the FIFO .hwe-host.bell, which the runner keeps
 //     open while the step runs (a line that short is written atomically, so
 //     concurrent calls do not mix);
@@ -82,7 +85,13 @@ esac
 id=$$-$RANDOM$RANDOM
 req="$dir/` + callPrefix + `$id.req" out="$dir/` + callPrefix + `$id.out"
 trap 'rm -f -- "$req" "$out"' EXIT
-printf '%s\0' "$@" >"$req" || exit 70
+# kv-put KEY (no VALUE) and http-fetch -d @- read the value from stdin.
+stdin=
+case $1 in
+kv-put|kv_put) [ $# -eq 2 ] && stdin=1 ;;
+http-fetch|http_fetch) for a in "$@"; do [ "$a" = @- ] && stdin=1; done ;;
+esac
+{ printf '%d\n' $#; printf '%s\0' "$@"; [ -z "$stdin" ] || cat; } >"$req" || exit 70
 mkfifo -m 600 -- "$out" || exit 70
 exec 3<>"$out" || exit 70
 if ! { printf '%s\n' "$id" >"$dir/` + bellName + `"; } 2>/dev/null; then
@@ -101,10 +110,11 @@ const helperUsage = `usage: hwe-host COMMAND [ARG...]   (the hwe host API, check
   hwe-host log MESSAGE...          a line in the step's log
   hwe-host progress FRACTION [MESSAGE...]   FRACTION from 0 to 1
   hwe-host kv-get KEY              print the value; exit 1 if KEY is not set
-  hwe-host kv-put KEY VALUE
+  hwe-host kv-put KEY [VALUE]      without VALUE: the value is read from stdin
   hwe-host secret NAME             print the secret
-  hwe-host http-fetch [-X METHOD] [-H 'Name: value']... [-d BODY] [--json] [--fail] URL
-                                   print the body (--json: {"status","headers","body"};
+  hwe-host http-fetch [-X METHOD] [-H 'Name: value']... [-d BODY|@-] [--json] [--fail] URL
+                                   print the body (-d @-: the body is read from stdin;
+                                   --json: print {"body","headers","status"};
                                    --fail: exit 22 if the status is 400 or more)
 A call the grant refuses exits 77 with a message naming the capability; other failures exit 70.`
 
@@ -214,10 +224,10 @@ func (s *hostCalls) serve(id string) {
 	_ = out.SetWriteDeadline(time.Now().Add(answerTimeout))
 
 	code, text := exitFailed, ""
-	if args, err := s.readArgs(callPrefix + id + ".req"); err != nil {
+	if c, err := s.readArgs(callPrefix + id + ".req"); err != nil {
 		text = "hwe-host: " + err.Error() + "\n"
 	} else {
-		code, text = runHostCommand(s.ctx, s.host, args)
+		code, text = runHostCommand(s.ctx, s.host, c)
 	}
 	_, _ = io.WriteString(out, strconv.Itoa(code)+" "+strconv.Itoa(len(text))+"\n"+text)
 }
@@ -241,29 +251,56 @@ func (s *hostCalls) openFile(name string, flags int, kind uint32) (*os.File, err
 	return os.NewFile(uintptr(fd), name), nil
 }
 
-func (s *hostCalls) readArgs(name string) ([]string, error) {
+// call is one hwe-host command line and, for commands that read it, its
+// standard input.
+type call struct {
+	args  []string
+	stdin string
+}
+
+func (s *hostCalls) readArgs(name string) (call, error) {
 	f, err := s.openFile(name, unix.O_RDONLY|unix.O_NONBLOCK, unix.S_IFREG)
 	if err != nil {
-		return nil, fmt.Errorf("reading the call: %w", err)
+		return call{}, fmt.Errorf("reading the call: %w", err)
 	}
 	defer f.Close()
 	_ = unix.Unlinkat(s.dir, name, 0)
 	b, err := io.ReadAll(io.LimitReader(f, maxHostRequest+1))
 	if err != nil {
-		return nil, fmt.Errorf("reading the call: %w", err)
+		return call{}, fmt.Errorf("reading the call: %w", err)
 	}
 	if len(b) > maxHostRequest {
-		return nil, fmt.Errorf("the call's arguments are larger than %d bytes", maxHostRequest)
+		return call{}, fmt.Errorf("the call is larger than %d bytes", maxHostRequest)
 	}
-	if len(b) == 0 || b[len(b)-1] != 0 {
-		return nil, errors.New("reading the call: incomplete arguments")
+	return parseCall(b)
+}
+
+// parseCall decodes a .req file: "N\n", N arguments each ended by NUL,
+// then the standard input, if any.
+func parseCall(b []byte) (call, error) {
+	bad := errors.New("reading the call: it is incomplete")
+	head, rest, ok := strings.Cut(string(b), "\n")
+	n, err := strconv.Atoi(head)
+	if !ok || err != nil || n < 0 || n > len(rest) {
+		return call{}, bad
 	}
-	return strings.Split(string(b[:len(b)-1]), "\x00"), nil
+	c := call{args: make([]string, 0, n)}
+	for range n {
+		arg, after, ok := strings.Cut(rest, "\x00")
+		if !ok {
+			return call{}, bad
+		}
+		c.args = append(c.args, arg)
+		rest = after
+	}
+	c.stdin = rest
+	return c, nil
 }
 
 // runHostCommand performs one hwe-host command line and returns its exit
 // code and what to print (stdout if the code is 0, else stderr).
-func runHostCommand(ctx context.Context, host api.Host, args []string) (code int, text string) {
+func runHostCommand(ctx context.Context, host api.Host, c call) (code int, text string) {
+	args := c.args
 	usage := func(msg string) (int, string) {
 		return exitUsage, "hwe-host: " + msg + "\n" + helperUsage + "\n"
 	}
@@ -292,10 +329,14 @@ func runHostCommand(ctx context.Context, host api.Host, args []string) (code int
 		}
 		op, callArgs = hostcall.OpKVGet, map[string]any{"key": rest[0]}
 	case "kv-put":
-		if len(rest) != 2 {
-			return usage("kv-put needs a KEY and a VALUE")
+		switch len(rest) {
+		case 1:
+			op, callArgs = hostcall.OpKVPut, kvPutArgs(rest[0], c.stdin)
+		case 2:
+			op, callArgs = hostcall.OpKVPut, kvPutArgs(rest[0], rest[1])
+		default:
+			return usage("kv-put needs a KEY and a VALUE (or the value on stdin)")
 		}
-		op, callArgs = hostcall.OpKVPut, map[string]any{"key": rest[0], "value": rest[1]}
 	case "secret":
 		if len(rest) != 1 {
 			return usage("secret needs one NAME")
@@ -305,6 +346,9 @@ func runHostCommand(ctx context.Context, host api.Host, args []string) (code int
 		var err error
 		if fetch, err = parseFetchArgs(rest); err != nil {
 			return usage("http-fetch: " + err.Error())
+		}
+		if fetch.hasBody && fetch.body == "@-" {
+			fetch.body = c.stdin
 		}
 		op, callArgs = hostcall.OpHTTPFetch, fetch.args()
 	default:
@@ -336,6 +380,15 @@ func runHostCommand(ctx context.Context, host api.Host, args []string) (code int
 		return fetch.output(answer["value"].(map[string]any))
 	}
 	return 0, ""
+}
+
+// kvPutArgs are kv_put's arguments; a value that is not UTF-8 (it came
+// from stdin) travels base64-encoded.
+func kvPutArgs(key, value string) map[string]any {
+	if utf8.ValidString(value) {
+		return map[string]any{"key": key, "value": value}
+	}
+	return map[string]any{"key": key, "value": base64.StdEncoding.EncodeToString([]byte(value)), "encoding": "base64"}
 }
 
 // decodedString returns m[key] as the bytes it stands for.
@@ -416,7 +469,11 @@ func (o fetchOptions) args() map[string]any {
 		m["headers"] = o.headers
 	}
 	if o.hasBody {
-		m["body"] = o.body
+		if utf8.ValidString(o.body) {
+			m["body"] = o.body
+		} else {
+			m["body"], m["encoding"] = base64.StdEncoding.EncodeToString([]byte(o.body)), "base64"
+		}
 	}
 	return m
 }
