@@ -121,6 +121,7 @@ func (env *Env) run(c *ucli.Context) error {
 				o.Concurrency = cfg.Int("concurrency")
 			}
 			o.OnEvent = progress.event
+			progress.begin(wf)
 			var rec *recorder.Recorder
 			if history != nil {
 				if rec, err = recorder.Create(ctx, history, wf, recorder.Meta{Tenant: "local", Trigger: "cli", Origin: "cli"}); err != nil {
