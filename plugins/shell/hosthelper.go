@@ -35,11 +35,16 @@ import (
 //  2. it writes "ID\n" to the FIFO .hwe-host.bell, which the runner keeps
 //     open while the step runs (a line that short is written atomically, so
 //     concurrent calls do not mix);
-//  3. the runner reads the arguments, forwards the call to the step's
-//     api.Host, and writes "EXIT LENGTH\n" and LENGTH bytes to the .out
-//     FIFO: the value on success (printed on stdout), else the message
-//     (printed on stderr);
+//  3. the runner reads the arguments and removes both files (hwe-host
+//     holds the FIFO open), forwards the call to the step's api.Host, and
+//     writes "EXIT LENGTH HOW\n" and LENGTH bytes to the FIFO: the value on
+//     success (printed on stdout), else the message (printed on stderr);
 //  4. hwe-host prints them and exits with EXIT.
+//
+// hwe-host is bash, and every program it starts costs a millisecond or
+// more, so it starts only mkfifo, plus head for an answer that bash's own
+// read cannot take whole (HOW = "b": NUL bytes, or too long to read a byte
+// at a time; "t" otherwise).
 //
 // Nothing needs an inherited descriptor or a socket, so the call works from
 // any process the step starts, inside the OS sandbox too (which allows only
@@ -77,6 +82,7 @@ func helperScript(bash, dir string) string {
 	return "#!" + bash + " -p\n" + `# hwe-host: the hwe host API for this shell step. Written by hwe for the
 # step; ` + "`hwe-host help`" + ` explains it. See plugins/shell/hosthelper.go.
 PATH=/usr/local/bin:/usr/bin:/bin
+LC_ALL=C
 dir=` + shellQuote(dir) + `
 case "${1-}" in
 help|-h|--help) printf '%s\n' ` + shellQuote(helperUsage) + `; exit 0 ;;
@@ -84,7 +90,6 @@ help|-h|--help) printf '%s\n' ` + shellQuote(helperUsage) + `; exit 0 ;;
 esac
 id=$$-$RANDOM$RANDOM
 req="$dir/` + callPrefix + `$id.req" out="$dir/` + callPrefix + `$id.out"
-trap 'rm -f -- "$req" "$out"' EXIT
 # kv-put KEY (no VALUE) and http-fetch -d @- read the value from stdin.
 stdin=
 case $1 in
@@ -96,11 +101,16 @@ mkfifo -m 600 -- "$out" || exit 70
 exec 3<>"$out" || exit 70
 if ! { printf '%s\n' "$id" >"$dir/` + bellName + `"; } 2>/dev/null; then
 	echo "hwe-host: cannot reach hwe (the host API works only while the step runs)" >&2
+	rm -f -- "$req" "$out"
 	exit 70
 fi
-IFS=' ' read -r code len <&3 || { echo "hwe-host: no answer from hwe" >&2; exit 70; }
-if [ "$len" -gt 0 ]; then
-	if [ "$code" -eq 0 ]; then head -c "$len" <&3; else head -c "$len" <&3 >&2; fi
+IFS=' ' read -r code len how <&3 || { echo "hwe-host: no answer from hwe" >&2; exit 70; }
+[ "$code" -eq 0 ] || exec >&2
+if [ "$how" = t ]; then
+	read -r -N "$len" -d '' text <&3
+	printf '%s' "$text"
+elif [ "$len" -gt 0 ]; then
+	head -c "$len" <&3
 fi
 exit "$code"
 `
@@ -214,11 +224,14 @@ func (s *hostCalls) readBell() {
 
 // serve answers one call.
 func (s *hostCalls) serve(id string) {
-	out, err := s.openFile(callPrefix+id+".out", unix.O_WRONLY|unix.O_NONBLOCK, unix.S_IFIFO)
+	outName := callPrefix + id + ".out"
+	out, err := s.openFile(outName, unix.O_WRONLY|unix.O_NONBLOCK, unix.S_IFIFO)
 	if err != nil {
+		_ = unix.Unlinkat(s.dir, callPrefix+id+".req", 0)
 		return // hwe-host is gone (or it was not hwe-host): nobody to answer
 	}
 	defer out.Close()
+	_ = unix.Unlinkat(s.dir, outName, 0) // hwe-host has it open
 	stop := context.AfterFunc(s.ctx, func() { _ = out.SetWriteDeadline(time.Unix(1, 0)) })
 	defer stop()
 	_ = out.SetWriteDeadline(time.Now().Add(answerTimeout))
@@ -229,8 +242,16 @@ func (s *hostCalls) serve(id string) {
 	} else {
 		code, text = runHostCommand(s.ctx, s.host, c)
 	}
-	_, _ = io.WriteString(out, strconv.Itoa(code)+" "+strconv.Itoa(len(text))+"\n"+text)
+	how := "t"
+	if len(text) > maxReadText || strings.IndexByte(text, 0) >= 0 {
+		how = "b"
+	}
+	_, _ = io.WriteString(out, strconv.Itoa(code)+" "+strconv.Itoa(len(text))+" "+how+"\n"+text)
 }
+
+// maxReadText is the longest answer hwe-host takes with bash's read, which
+// reads a FIFO a byte at a time; longer ones go through head.
+const maxReadText = 16 << 10
 
 // openFile opens name in the step's folder, refusing symbolic links and
 // files of another type than kind (unix.S_IFREG, unix.S_IFIFO).

@@ -98,6 +98,10 @@ func TestHostHelperValuesFromStdinAreExact(t *testing.T) {
 hwe-host kv-put big < value
 hwe-host kv-get big > back
 cmp value back
+printf '\xff\xfe a\n\n' > small
+hwe-host kv-put small < small
+hwe-host kv-get small > small.back
+cmp small small.back
 echo "{\"size\":$(stat -c %s back)}"`)
 	if out != `{"size":1048004}` {
 		t.Fatalf("got %s", out)
@@ -253,7 +257,7 @@ func TestHostCallsRefuseFilesHweHostDidNotMake(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, callPrefix+"4-4.req"), []byte("2\nsecret\x00TOKEN\x00"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if got := answer("4-4"); got != "0 1\n" {
+	if got := answer("4-4"); got != "0 1 t\n" {
 		t.Fatalf("a good call got %q", got)
 	}
 	if b, _ := os.ReadFile(regular); len(b) != 0 {
