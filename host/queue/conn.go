@@ -95,7 +95,7 @@ func setupDeployment(ctx context.Context, js jetstream.JetStream, n names, repli
 		replicas = 1
 	}
 	d := &deployment{n: n, js: js}
-	err := retryUnavailable(ctx, func(ctx context.Context) error {
+	err := retryEach(ctx, 2*time.Second, func(ctx context.Context) error {
 		var err error
 		d.tasks, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 			Name:        n.taskStream(),
@@ -191,10 +191,16 @@ func bindDeployment(ctx context.Context, js jetstream.JetStream, n names, onWait
 }
 
 // retryUnavailable calls f until it succeeds, ctx ends, or it fails with an
-// error other than JetStream being (temporarily) unavailable.
+// error other than JetStream being (temporarily) unavailable. Each call gets
+// callTimeout: a JetStream API request sent before a cluster has elected its
+// leader is never answered, and must be sent again.
 func retryUnavailable(ctx context.Context, f func(context.Context) error) error {
+	return retryEach(ctx, 10*time.Second, f)
+}
+
+func retryEach(ctx context.Context, callTimeout time.Duration, f func(context.Context) error) error {
 	for {
-		callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		callCtx, cancel := context.WithTimeout(ctx, callTimeout)
 		err := f(callCtx)
 		cancel()
 		if err == nil || !transient(err) {

@@ -366,16 +366,24 @@ func (e *Executor) Execute(ctx context.Context, req *api.StepRequest, host api.H
 		w.rev.Store(rev)
 		e.stats.attached.Add(1)
 	default:
-		gen := uint64(1)
-		if rec != nil {
-			gen = rec.Gen + 1 // an earlier execution failed or was cancelled: a new one
-		}
-		w.gen.Store(gen)
+		w.gen.Store(nextGen(rec))
 		if err := e.publish(ctx, req, w, rec != nil, rev); err != nil {
 			return nil, e.ctxErr(ctx, err)
 		}
 	}
 	return e.wait(ctx, w)
+}
+
+// nextGen numbers a new execution of an attempt: larger than any earlier
+// one, and never reused, so its message id is new to JetStream's duplicate
+// detection (an id seen before would be dropped even if that message was
+// since deleted) and results of older executions are recognisably stale.
+func nextGen(prev *record) uint64 {
+	g := uint64(time.Now().UnixNano())
+	if prev != nil && prev.Gen >= g {
+		g = prev.Gen + 1
+	}
+	return g
 }
 
 // ctxErr prefers the context's error, so the engine sees a timeout as one.
@@ -764,21 +772,20 @@ func (e *Executor) serveHost(m *nats.Msg) {
 	if !ok {
 		return
 	}
-	var call hostCall
 	data := m.Data
-	if isBlobRef(data) { // large: fetch it without holding up the other calls
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			full, err := e.d.blobs.unpack(ctx, data)
-			if err != nil || json.Unmarshal(full, &call) != nil {
-				e.reply(m, &hostReply{Error: encodeError(fmt.Errorf("reading a host call: %v", err))})
-				return
-			}
-			e.dispatchHost(m, key, gen, &call)
-		}()
-		return
+	if isBlobRef(data) {
+		// A large call, fetched here rather than in a goroutine: log lines
+		// must stay in order (blobs are rare: values over InlineLimit).
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		full, err := e.d.blobs.unpack(ctx, data)
+		cancel()
+		if err != nil {
+			e.reply(m, &hostReply{Error: encodeError(fmt.Errorf("reading a host call: %w", err))})
+			return
+		}
+		data = full
 	}
+	var call hostCall
 	if err := json.Unmarshal(data, &call); err != nil {
 		return
 	}

@@ -300,7 +300,11 @@ func TestIdempotentCompletion(t *testing.T) {
 		t.Fatalf("second Execute: %s, %v", again, err)
 	}
 	// A duplicate of the result (a worker that ran it twice) is ignored.
-	res := resultMsg{V: protocolVersion, Key: stateKey("r1", "once", 1), Gen: 1, Worker: "ghost", Output: json.RawMessage(`{"ghost":true}`)}
+	rec, _, err := ex.getRecord(context.Background(), stateKey("r1", "once", 1))
+	if err != nil || rec == nil || rec.State != stateSucceeded {
+		t.Fatalf("record %+v, %v", rec, err)
+	}
+	res := resultMsg{V: protocolVersion, Key: stateKey("r1", "once", 1), Gen: rec.Gen, Worker: "ghost", Output: json.RawMessage(`{"ghost":true}`)}
 	data, _ := json.Marshal(res)
 	js, _ := jetstream.New(mustConnect(t, emb.ClientURL()))
 	if _, err := js.Publish(context.Background(), ex.n.resultSubject("r1"), data); err != nil {

@@ -62,7 +62,7 @@ type command struct {
 	SleepMS  int      `json:"sleep_ms,omitempty"`
 	Fail     string   `json:"fail,omitempty"`
 	FailTill int      `json:"fail_till,omitempty"` // fail attempts up to this one
-	Crash    bool     `json:"crash,omitempty"` // exit the worker process
+	Crash    bool     `json:"crash,omitempty"`     // exit the worker process
 	Log      []string `json:"log,omitempty"`
 	KV       bool     `json:"kv,omitempty"`     // put and get a KV key through the host
 	Secret   string   `json:"secret,omitempty"` // read a secret through the host
@@ -440,4 +440,16 @@ func byName(res *engine.RunResult) map[string]engine.StepResult {
 		out[s.Name] = s
 	}
 	return out
+}
+
+func readExecLines(t testing.TB, path string) []string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimSpace(string(data)), "\n")
 }
