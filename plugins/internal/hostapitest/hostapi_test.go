@@ -420,7 +420,7 @@ var guestOnce struct {
 }
 
 // buildGuest builds testdata/guest with the Go toolchain running the tests.
-func buildGuest(t *testing.T) string {
+func buildGuest(t testing.TB) string {
 	t.Helper()
 	guestOnce.Do(func() {
 		goTool := filepath.Join(runtime.GOROOT(), "bin", "go")

@@ -98,4 +98,24 @@ func deniedIsCaught() int32 {
 	})
 }
 
+// noop and kv_get_10 are for the benchmark: a bare step, and one making
+// ten host calls.
+//
+//go:wasmexport noop
+func noop() int32 {
+	return hwe.Run(func(hwe.Inputs) (any, error) { return map[string]any{}, nil })
+}
+
+//go:wasmexport kv_get_10
+func kvGet10() int32 {
+	return hwe.Run(func(hwe.Inputs) (any, error) {
+		for range 10 {
+			if _, _, err := hwe.KVGet("k"); err != nil {
+				return nil, err
+			}
+		}
+		return map[string]any{}, nil
+	})
+}
+
 func main() {}
