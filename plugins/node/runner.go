@@ -7,6 +7,13 @@
 // step printed plus the result line (see ParseOutput). Fixes over the
 // reference: an async run is awaited, inputs cannot inject code, what the
 // step prints reaches its log, and errors carry the workflow-file line.
+//
+// require('hwe') inside a step gives the host API (log, progress, kv_get,
+// kv_put, secret, http_fetch), each call checked against the step's grant by
+// the host. The functions return Promises (the worker reaches the host
+// asynchronously); a refused call rejects with hwe.DeniedError naming the
+// capability. The module is guest-sdks/javascript/hwe.js (documented
+// there); each step gets a fresh instance.
 package node
 
 import (

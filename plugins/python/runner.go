@@ -8,6 +8,12 @@
 // become step errors like "ZeroDivisionError: division by zero" with the
 // line in the workflow file.
 //
+// `import hwe` inside a step gives the host API (log, progress, kv_get,
+// kv_put, secret, http_fetch), each call checked against the step's grant by
+// the host; a refused call raises hwe.DeniedError naming the capability. The
+// module is guest-sdks/python/hwe.py (documented there); each step gets a
+// fresh copy, connected to its own host through the worker protocol.
+//
 // Workers are kept per tenant and grant (see plugins/internal/warm), never
 // shared across tenants, and start with an empty environment.
 package python

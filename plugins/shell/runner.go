@@ -14,6 +14,20 @@
 // the value exactly (no word splitting or globbing); stdin is /dev/null; the
 // step's output goes to its log; a failure reports its workflow-file line;
 // nothing from hwe's environment reaches the step.
+//
+// The host API is the `hwe-host` command, first on the step's PATH (see
+// hosthelper.go; `hwe-host help` lists its commands):
+//
+//	hwe-host log MESSAGE...            hwe-host progress FRACTION [MESSAGE...]
+//	hwe-host kv-get KEY                hwe-host kv-put KEY [VALUE]   (no VALUE: stdin)
+//	hwe-host secret NAME               hwe-host http-fetch [-X M] [-H 'N: v'] [-d BODY|@-] [--json] [--fail] URL
+//
+// Values print on stdout exactly; kv-get of a missing key exits 1; a call
+// the grant refuses exits 77 and prints "hwe-host: capability NAME denied:
+// ...", which under set -e fails the step with that message. Each step
+// also gets a private folder of its own (where hwe-host lives, hidden as
+// .hwe-bin and .hwe-host-*), which is also where it runs unless the engine
+// gave the run a TempDir.
 package shell
 
 import (
