@@ -73,10 +73,16 @@ function answerCall(msg) {
   }
 }
 
-// stepRequire is the step's require: Node's, plus the hwe module.
-function stepRequire(filename, hwe) {
+// stepRequire is the step's require: Node's, plus the hwe module, made
+// on first use (a step that does not use it pays nothing).
+function stepRequire(filename, token) {
   const base = createRequire(filename);
-  const stepReq = function require(id) { return id === 'hwe' ? hwe : base(id); };
+  let hwe = null;
+  const stepReq = function require(id) {
+    if (id !== 'hwe') return base(id);
+    if (hwe === null) hwe = newHweModule(token);
+    return hwe;
+  };
   Object.assign(stepReq, base);
   return stepReq;
 }
@@ -214,7 +220,7 @@ async function runStep(req) {
     const mod = { exports: {}, filename, id: filename, loaded: false };
     const inputs = req.inputs || {};
     const outputResult = (result) => { console.log(JSON.stringify(result)); };
-    const stepReq = stepRequire(filename, newHweModule(req.host_token));
+    const stepReq = stepRequire(filename, req.host_token);
     const run = fn.call(mod.exports, mod.exports, stepReq, mod, filename, req.cwd, inputs, outputResult, process);
 
     // The reference's trailer, with one fix: a promise is awaited.

@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 import traceback
-import types
+from importlib.machinery import ModuleSpec
 
 # Modules the reference examples import, loaded once per worker so steps
 # importing them pay nothing.
@@ -66,20 +66,37 @@ def _host_call(op, args):
                 return answer
 
 
-def _install_hwe():
-    """A fresh hwe module for the step, so no step sees another's changes."""
-    module = types.ModuleType("hwe")
-    module.__file__ = "hwe.py"
-    exec(_hwe_code, module.__dict__)
-    module._transport = _host_call
-    sys.modules["hwe"] = module
-    return module
+class _HweImporter:
+    """Makes `import hwe` give the step a fresh module connected to the
+    host, built on first import (a step that does not import it pays
+    nothing); no step sees another's changes to it."""
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name != "hwe":
+            return None
+        return ModuleSpec("hwe", cls, origin="hwe.py")
+
+    @staticmethod
+    def create_module(spec):
+        return None
+
+    @staticmethod
+    def exec_module(module):
+        exec(_hwe_code, module.__dict__)
+        module._transport = _host_call
 
 
-def _end_host_calls(module):
+sys.meta_path.insert(0, _HweImporter)
+
+
+def _end_host_calls():
+    """Disconnect the step's hwe module: calls made later (by a thread the
+    step left behind) fail instead of acting for the next step."""
     global _host_token
     with _call_lock:
         _host_token = None
+    module = sys.modules.pop("hwe", None)
     if module is not None:
         module._transport = None
 
@@ -186,18 +203,16 @@ def _serve():
             _finish_streams(req["sentinel"])
             _reply(reply)
             continue
-        hwe_module = None
         try:
             os.chdir(req["cwd"])
             os.environ.clear()
             os.environ.update(req["env"])
-            hwe_module = _install_hwe()
             _host_token = req.get("host_token")
             reply = _run_step(req)
         except BaseException as exc:  # noqa: B036
             reply = {"ok": False, "message": "step setup failed: %s: %s" % (type(exc).__name__, exc), "line": 0}
         finally:
-            _end_host_calls(hwe_module)
+            _end_host_calls()
             _finish_streams(req["sentinel"])
             sys.path[:] = _base_path
             sys.argv[:] = [""]
