@@ -10,6 +10,7 @@ package luasafe
 
 import (
 	"fmt"
+	"math"
 
 	lua "github.com/yuin/gopher-lua"
 )
@@ -64,6 +65,12 @@ func NewState() *lua.LState {
 		}
 	}
 	globals.RawSetString("os", os)
+
+	// gopher-lua's math.huge is the largest float; Lua's is infinity (and
+	// the reference turns it into null in JSON).
+	if m, ok := globals.RawGetString("math").(*lua.LTable); ok {
+		m.RawSetString("huge", lua.LNumber(math.Inf(1)))
+	}
 
 	str := globals.RawGetString("string").(*lua.LTable)
 	str.RawSetString("rep", L.NewFunction(safeRep))
