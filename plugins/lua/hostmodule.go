@@ -2,6 +2,7 @@ package lua
 
 import (
 	"context"
+	"strings"
 
 	"github.com/hwe-run/hwe/host/api"
 	glua "github.com/yuin/gopher-lua"
@@ -21,11 +22,17 @@ func hostModule(ctx context.Context, L *glua.LState, host api.Host) *glua.LTable
 		return 0
 	}
 	m.RawSetString("log", L.NewFunction(func(L *glua.LState) int {
-		host.Log("log", L.CheckString(1))
+		for _, line := range strings.Split(L.CheckString(1), "\n") { // one log line per line, as the other runners do
+			host.Log("log", line)
+		}
 		return 0
 	}))
 	m.RawSetString("progress", L.NewFunction(func(L *glua.LState) int {
-		host.Progress(float64(L.CheckNumber(1)), L.OptString(2, ""))
+		f := float64(L.CheckNumber(1))
+		if f < 0 || f > 1 || f != f {
+			L.ArgError(1, "progress must be a fraction between 0 and 1")
+		}
+		host.Progress(f, L.OptString(2, ""))
 		return 0
 	}))
 	m.RawSetString("kv_get", L.NewFunction(func(L *glua.LState) int {
