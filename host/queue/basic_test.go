@@ -35,7 +35,7 @@ func TestStepsRunOnWorker(t *testing.T) {
 	if got := d["inputs"].([]any); len(got) != 2 || got[0] != "b" || got[1] != "c" {
 		t.Errorf("d's inputs: %v", got)
 	}
-	st := ex.Stats()
+	st := waitStats(ex, func(st Stats) bool { return st.Applied == 4 })
 	if st.Published != 4 || st.Applied != 4 || st.Duplicates != 0 {
 		t.Errorf("stats %+v", st)
 	}

@@ -95,7 +95,7 @@ func setupDeployment(ctx context.Context, js jetstream.JetStream, n names, repli
 		replicas = 1
 	}
 	d := &deployment{n: n, js: js}
-	err := retryEach(ctx, 2*time.Second, func(ctx context.Context) error {
+	err := retryUnavailable(ctx, func(ctx context.Context) error {
 		var err error
 		d.tasks, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 			Name:        n.taskStream(),
@@ -195,8 +195,14 @@ func bindDeployment(ctx context.Context, js jetstream.JetStream, n names, onWait
 // callTimeout: a JetStream API request sent before a cluster has elected its
 // leader is never answered, and must be sent again.
 func retryUnavailable(ctx context.Context, f func(context.Context) error) error {
-	return retryEach(ctx, 10*time.Second, f)
+	return retryEach(ctx, callTimeout, f)
 }
+
+// callTimeout bounds one JetStream request. Answers normally take
+// milliseconds; a request lost while a cluster moves a stream's leader is
+// sent again after this long (publishes carry message ids, so a request that
+// did arrive is not stored twice).
+const callTimeout = 2 * time.Second
 
 func retryEach(ctx context.Context, callTimeout time.Duration, f func(context.Context) error) error {
 	for {

@@ -50,7 +50,7 @@ func TestFanout1000TwoWorkerProcesses(t *testing.T) {
 	if c.byPID["p1"] == 0 || c.byPID["p2"] == 0 {
 		t.Errorf("work was not shared: %v", c.byPID)
 	}
-	st := ex.Stats()
+	st := waitStats(ex, func(st Stats) bool { return st.Applied >= 1001 })
 	if st.Published != 1001 || st.Applied != 1001 || st.Duplicates != 0 {
 		t.Errorf("stats %+v, want 1001 published and applied, no duplicates", st)
 	}

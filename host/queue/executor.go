@@ -120,6 +120,9 @@ type Executor struct {
 	mu      sync.Mutex
 	waiters map[string]*waiter
 
+	runsMu sync.Mutex
+	runs   map[string]*runEntry
+
 	modMu   sync.Mutex
 	modRefs map[string]moduleRef // module path → blob, while the file is unchanged
 
@@ -186,7 +189,7 @@ func NewExecutor(ctx context.Context, cfg ExecutorConfig) (*Executor, error) {
 		return nil, err
 	}
 	e := &Executor{cfg: cfg, n: n, nc: nc, d: d, log: cfg.Logger, stop: make(chan struct{}),
-		waiters: map[string]*waiter{}, modRefs: map[string]moduleRef{}, consSeen: map[string]time.Time{},
+		waiters: map[string]*waiter{}, runs: map[string]*runEntry{}, modRefs: map[string]moduleRef{}, consSeen: map[string]time.Time{},
 		stateTimeout: 10 * time.Second}
 	if err := e.start(ctx); err != nil {
 		e.shutdown()
@@ -351,9 +354,15 @@ func (e *Executor) Execute(ctx context.Context, req *api.StepRequest, host api.H
 	}
 	defer e.removeWaiter(w)
 
-	rec, rev, err := e.getRecord(ctx, w.key)
-	if err != nil {
-		return nil, e.ctxErr(ctx, err)
+	var (
+		rec *record
+		rev uint64
+	)
+	if e.mayHaveRecord(ctx, req.RunID, w.key) {
+		var err error
+		if rec, rev, err = e.getRecord(ctx, w.key); err != nil {
+			return nil, e.ctxErr(ctx, err)
+		}
 	}
 	switch {
 	case rec != nil && rec.State == stateSucceeded:
@@ -365,6 +374,11 @@ func (e *Executor) Execute(ctx context.Context, req *api.StepRequest, host api.H
 		w.gen.Store(rec.Gen)
 		w.rev.Store(rev)
 		e.stats.attached.Add(1)
+		// Read again: a result recorded between the first read and setting
+		// gen would have found no one to hand it to.
+		if again, _, err := e.getRecord(ctx, w.key); err == nil && again != nil && again.Gen == rec.Gen && again.terminal() {
+			return e.finish(ctx, again)
+		}
 	default:
 		w.gen.Store(nextGen(rec))
 		if err := e.publish(ctx, req, w, rec != nil, rev); err != nil {
@@ -372,6 +386,53 @@ func (e *Executor) Execute(ctx context.Context, req *api.StepRequest, host api.H
 		}
 	}
 	return e.wait(ctx, w)
+}
+
+// runEntry remembers whether this executor started a run afresh: then no
+// record of it exists that this executor did not write, and Execute skips
+// reading the run state for attempts it has not sent before.
+type runEntry struct {
+	once  sync.Once
+	fresh bool
+	mu    sync.Mutex
+	keys  map[string]bool // attempts this executor has executed
+	last  time.Time
+}
+
+// mayHaveRecord reports whether the run state may hold a record of key.
+// The first Execute of a run creates the run's marker key; if it already
+// existed the run is resumed or retried and every attempt is looked up.
+func (e *Executor) mayHaveRecord(ctx context.Context, runID, key string) bool {
+	e.runsMu.Lock()
+	re := e.runs[runID]
+	if re == nil {
+		if len(e.runs) >= 10_000 {
+			for id, old := range e.runs {
+				old.mu.Lock()
+				idle := time.Since(old.last) > time.Hour
+				old.mu.Unlock()
+				if idle || len(e.runs) >= 20_000 {
+					delete(e.runs, id)
+				}
+			}
+		}
+		re = &runEntry{keys: map[string]bool{}, last: time.Now()}
+		e.runs[runID] = re
+	}
+	e.runsMu.Unlock()
+	re.once.Do(func() {
+		err := retryUnavailable(ctx, func(ctx context.Context) error {
+			_, err := e.d.state.Create(ctx, token(runID)+".run", []byte(`{}`))
+			return err
+		})
+		re.fresh = err == nil // exists, or unknown: look every attempt up
+	})
+	re.mu.Lock()
+	defer re.mu.Unlock()
+	re.last = time.Now()
+	seen := re.keys[key]
+	re.keys[key] = true
+	return !re.fresh || seen
 }
 
 // nextGen numbers a new execution of an attempt: larger than any earlier
@@ -471,28 +532,42 @@ func (e *Executor) publish(ctx context.Context, req *api.StepRequest, w *waiter,
 	e.stats.published.Add(1)
 	_ = e.nc.Publish(e.n.readySubject(req.Language, lk), nil) // wake idle workers
 
-	rec, _ := json.Marshal(&record{State: stateQueued, Gen: gen, Seq: ack.Sequence, Updated: time.Now().UTC()})
-	var newRev uint64
-	err = retryUnavailable(ctx, func(ctx context.Context) error {
-		var err error
-		if exists {
-			newRev, err = e.d.state.Update(ctx, w.key, rec, rev)
-		} else {
-			newRev, err = e.d.state.Create(ctx, w.key, rec)
+	queued, _ := json.Marshal(&record{State: stateQueued, Gen: gen, Seq: ack.Sequence, Updated: time.Now().UTC()})
+	for try := 0; ; try++ {
+		var newRev uint64
+		err = retryUnavailable(ctx, func(ctx context.Context) error {
+			var err error
+			if exists {
+				newRev, err = e.d.state.Update(ctx, w.key, queued, rev)
+			} else {
+				newRev, err = e.d.state.Create(ctx, w.key, queued)
+			}
+			return err
+		})
+		if err == nil {
+			w.rev.Store(newRev)
+			return nil
 		}
-		return err
-	})
-	switch {
-	case err == nil:
-		w.rev.Store(newRev)
-	case isConflict(err):
-		// The result was recorded before the queued record (a fast
-		// worker); wait will find it.
-	default:
-		_ = e.d.tasks.DeleteMsg(context.Background(), ack.Sequence)
-		return fmt.Errorf("queue: recording step '%s' as queued: %w", req.Step, err)
+		if !isConflict(err) || try >= 5 {
+			break
+		}
+		// Someone wrote the record first: our result (a fast worker;
+		// wait will get it), or a record of an earlier execution that
+		// this one replaces.
+		cur, curRev, gerr := e.getRecord(ctx, w.key)
+		if gerr != nil {
+			err = gerr
+			break
+		}
+		if cur != nil && cur.Gen >= gen {
+			return nil
+		}
+		exists, rev = cur != nil, curRev
 	}
-	return nil
+	dctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	_ = e.d.tasks.DeleteMsg(dctx, ack.Sequence)
+	cancel()
+	return fmt.Errorf("queue: recording step '%s' as queued: %w", req.Step, err)
 }
 
 func isConflict(err error) bool {
@@ -653,16 +728,31 @@ func (e *Executor) abandon(w *waiter) {
 	defer cancel()
 	_ = e.nc.Publish(e.n.cancelSubject(w.key, gen), nil)
 	for range 5 {
-		rec, rev, err := e.getRecord(ctx, w.key)
+		var (
+			rec *record
+			rev uint64
+			err error
+		)
+		rec, rev, err = e.getRecord(ctx, w.key)
 		if err != nil || rec == nil || rec.Gen != gen || rec.terminal() {
 			return
 		}
 		if rec.Seq != 0 {
-			_ = e.d.tasks.DeleteMsg(ctx, rec.Seq) // gone already if a worker took it
+			_ = retryUnavailable(ctx, func(ctx context.Context) error {
+				err := e.d.tasks.DeleteMsg(ctx, rec.Seq)
+				if errors.Is(err, jetstream.ErrMsgNotFound) {
+					return nil // a worker took it already
+				}
+				return err
+			})
 		}
 		rec.State, rec.Updated = stateCancelled, time.Now().UTC()
 		data, _ := json.Marshal(rec)
-		if _, err := e.d.state.Update(ctx, w.key, data, rev); err == nil || !isConflict(err) {
+		err = retryUnavailable(ctx, func(ctx context.Context) error {
+			_, err := e.d.state.Update(ctx, w.key, data, rev)
+			return err
+		})
+		if err == nil || !isConflict(err) {
 			return
 		}
 	}
@@ -728,6 +818,18 @@ func (e *Executor) applyResult(ctx context.Context, res *resultMsg) error {
 	if err != nil {
 		return err
 	}
+	// The waiting Execute gets the result at once; the record is written
+	// before the result message is acknowledged, so a coordinator that
+	// dies in between gets the message again.
+	notify := func(w *waiter) {
+		if w != nil && w.gen.Load() == res.Gen {
+			select {
+			case w.done <- next:
+			default:
+			}
+		}
+	}
+	notify(w)
 	for try := 0; ; try++ {
 		var (
 			rec *record
@@ -743,25 +845,24 @@ func (e *Executor) applyResult(ctx context.Context, res *resultMsg) error {
 			e.stats.duplicates.Add(1)
 			return nil
 		}
-		if rec == nil {
-			_, err = e.d.state.Create(ctx, res.Key, data)
-		} else {
-			_, err = e.d.state.Update(ctx, res.Key, data, rev)
-		}
+		err = retryUnavailable(ctx, func(ctx context.Context) error {
+			var err error
+			if rec == nil {
+				_, err = e.d.state.Create(ctx, res.Key, data)
+			} else {
+				_, err = e.d.state.Update(ctx, res.Key, data, rev)
+			}
+			return err
+		})
 		if err == nil {
 			break
 		}
-		if !isConflict(err) && !transient(err) || try >= 20 {
+		if !isConflict(err) || try >= 20 {
 			return err
 		}
 	}
 	e.stats.applied.Add(1)
-	if w != nil && w.gen.Load() == res.Gen {
-		select {
-		case w.done <- next:
-		default:
-		}
-	}
+	notify(e.waiter(res.Key)) // perhaps a new Execute that read the record before this write
 	return nil
 }
 

@@ -453,3 +453,13 @@ func readExecLines(t testing.TB, path string) []string {
 	}
 	return strings.Split(strings.TrimSpace(string(data)), "\n")
 }
+
+// waitStats waits (a little) until the executor's counters satisfy ok: a
+// result is handed to Execute before it is recorded.
+func waitStats(ex *Executor, ok func(Stats) bool) Stats {
+	deadline := time.Now().Add(5 * time.Second)
+	for !ok(ex.Stats()) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return ex.Stats()
+}

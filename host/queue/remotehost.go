@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/hwe-run/hwe/host/api"
@@ -23,6 +24,7 @@ type remoteHost struct {
 	w       *worker
 	subject string
 	ctx     context.Context // the step's: calls end with it
+	sent    atomic.Int64    // one-way messages sent (log lines, progress)
 }
 
 var _ api.Host = (*remoteHost)(nil)
@@ -41,6 +43,7 @@ func (h *remoteHost) send(c *hostCall) {
 			return
 		}
 	}
+	h.sent.Add(1)
 	_ = h.w.nc.Publish(h.subject, data)
 }
 

@@ -395,10 +395,6 @@ func (w *worker) run(msg jetstream.Msg) {
 		return
 	}
 	id := execID(t.Key, t.Gen)
-	if w.wasCancelled(id) {
-		_ = msg.Ack()
-		return
-	}
 	report := func(out json.RawMessage, err error) {
 		w.publishResult(&t, delivery, out, err)
 		_ = msg.Ack()
@@ -414,16 +410,23 @@ func (w *worker) run(msg jetstream.Msg) {
 		return
 	}
 
+	// Registered before the cancelled check, so a cancellation arriving
+	// in between is not missed.
 	stepCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	w.mu.Lock()
 	w.executing[id] = cancel
+	_, gaveUp := w.cancelled[id]
 	w.mu.Unlock()
 	defer func() {
 		w.mu.Lock()
 		delete(w.executing, id)
 		w.mu.Unlock()
 	}()
+	if gaveUp {
+		_ = msg.Ack()
+		return
+	}
 
 	// Heartbeats keep the lease while the step runs.
 	hbDone := make(chan struct{})
@@ -450,7 +453,9 @@ func (w *worker) run(msg jetstream.Msg) {
 	}
 	defer release()
 	host := &remoteHost{w: w, subject: w.n.hostSubject(t.Key, t.Gen), ctx: stepCtx}
-	host.send(&hostCall{Op: "started", Worker: w.cfg.Name, Delivery: delivery})
+	if delivery > 1 { // the coordinator says in the step's log that it was handed over
+		host.send(&hostCall{Op: "started", Worker: w.cfg.Name, Delivery: delivery})
+	}
 
 	runCtx := stepCtx
 	if req.Timeout > 0 {
@@ -468,7 +473,9 @@ func (w *worker) run(msg jetstream.Msg) {
 		_ = msg.Nak() // this worker is stopping: another one takes the step
 		return
 	}
-	host.sync() // every log line is delivered before the result
+	if host.sent.Load() > 0 {
+		host.sync() // every log line is delivered before the result
+	}
 	report(out, err)
 }
 
@@ -576,7 +583,7 @@ func (w *worker) publishResult(t *taskMsg, delivery int, out json.RawMessage, er
 	subject := w.n.resultSubject(t.Request.RunID)
 	msgID := "r." + execID(t.Key, t.Gen)
 	for {
-		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		pctx, cancel := context.WithTimeout(ctx, callTimeout)
 		_, perr := w.d.js.Publish(pctx, subject, data, jetstream.WithMsgID(msgID))
 		cancel()
 		if perr == nil {
@@ -586,14 +593,14 @@ func (w *worker) publishResult(t *taskMsg, delivery int, out json.RawMessage, er
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(500 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
 
 func (w *worker) retryPut(ctx context.Context, data []byte) (string, error) {
 	var ref string
-	err := retryUnavailable(ctx, func(ctx context.Context) error {
+	err := retryEach(ctx, time.Minute, func(ctx context.Context) error {
 		var err error
 		ref, err = w.d.blobs.put(ctx, data)
 		return err
