@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hwe-run/hwe/host/api"
@@ -62,9 +63,9 @@ type worker struct {
 	shared sharedConfig
 	log    *slog.Logger
 
-	consumers []jetstream.Consumer
-	slots     chan struct{} // one token per running step
-	bell      chan struct{} // a task was queued on one of our subjects
+	sources []*source
+	slots   chan struct{} // one token per running step
+	bell    chan struct{} // a task was queued on one of our subjects
 
 	stepBase   context.Context // parent of every step: cancelled when the grace period ends
 	stopSteps  context.CancelFunc
@@ -277,8 +278,12 @@ func (w *worker) listen(ctx context.Context, langs []string) error {
 			if err != nil {
 				return fmt.Errorf("worker: consumer for %s: %w", subject, err)
 			}
-			w.consumers = append(w.consumers, cons)
-			if _, err := w.nc.Subscribe(w.n.readySubject(lang, lk), func(*nats.Msg) { w.ring() }); err != nil {
+			src := &source{cons: cons}
+			w.sources = append(w.sources, src)
+			if _, err := w.nc.Subscribe(w.n.readySubject(lang, lk), func(*nats.Msg) {
+				src.ready.Store(true)
+				w.ring()
+			}); err != nil {
 				return err
 			}
 		}
@@ -294,15 +299,23 @@ func (w *worker) ring() {
 	}
 }
 
-// idlePoll is how often an idle worker looks for tasks without a doorbell
-// (a redelivered task after a lost worker rings none).
+// source is one consumer a worker takes tasks from.
+type source struct {
+	cons  jetstream.Consumer
+	ready atomic.Bool // a doorbell rang (or the last fetch was full): it may hold tasks
+}
+
+// idlePoll is how often a worker looks at every one of its consumers, not
+// only those whose doorbell rang (a task handed back after a lost worker
+// rings none).
 const idlePoll = 500 * time.Millisecond
 
-// fetchLoop takes as many tasks as there are free slots, round robin over
-// the consumers, and sleeps until a doorbell when there are none.
+// fetchLoop takes as many tasks as there are free slots from the consumers
+// that may hold some, and sleeps until a doorbell when none do.
 func (w *worker) fetchLoop(ctx context.Context) {
 	maxBatch := min(cap(w.slots), 64)
 	next := 0
+	var lastSweep time.Time
 	for {
 		select {
 		case w.slots <- struct{}{}:
@@ -319,21 +332,36 @@ func (w *worker) fetchLoop(ctx context.Context) {
 				break grab
 			}
 		}
+		sweep := time.Since(lastSweep) >= idlePoll
+		if sweep {
+			lastSweep = time.Now()
+		}
 		got := 0
-		for i := 0; i < len(w.consumers) && got < want; i++ {
-			cons := w.consumers[(next+i)%len(w.consumers)]
-			batch, err := cons.FetchNoWait(want - got)
+		for i := 0; i < len(w.sources) && got < want; i++ {
+			src := w.sources[(next+i)%len(w.sources)]
+			if !sweep && !src.ready.Load() {
+				continue
+			}
+			src.ready.Store(false)
+			asked := want - got
+			batch, err := src.cons.FetchNoWait(asked)
 			if err != nil {
+				src.ready.Store(true)
 				if ctx.Err() == nil {
 					w.log.Debug("fetch failed", "err", err)
 				}
 				continue
 			}
+			n := 0
 			for msg := range batch.Messages() {
-				got++
+				n++
 				w.running.Add(1)
 				go w.run(msg)
 			}
+			if n == asked {
+				src.ready.Store(true) // there may be more
+			}
+			got += n
 		}
 		next++
 		for range want - got {
@@ -342,7 +370,7 @@ func (w *worker) fetchLoop(ctx context.Context) {
 		if got == 0 {
 			select {
 			case <-w.bell:
-			case <-time.After(idlePoll):
+			case <-time.After(time.Until(lastSweep.Add(idlePoll))):
 			case <-ctx.Done():
 				return
 			}
