@@ -51,6 +51,19 @@ function run()
 end
 ]],
     },
+    -- A recursive vararg call: each level passes one more argument.
+    lua_vararg = {
+      timeout = "30s",
+      code = [[
+local function deeper(...)
+  return deeper(1, ...)
+end
+
+function run()
+  return { escaped = deeper() }
+end
+]],
+    },
     wasm = { language = "wasm", module = "@WASM@", func = "recurse", timeout = "60s" },
   },
 }

@@ -1,4 +1,5 @@
--- Attack: return a gigantic output (100 MB). A step's output is capped by
+-- Attack: return a gigantic output (100 MB; @GIANT_BYTES@ is less under the
+-- race detector). A step's output is capped by
 -- its grant's max_output (the local policy's 16 MiB); the step must fail
 -- saying so, and hwe must not hold the whole thing to find out. The
 -- in-process runners are in giant_output_inprocess.lua.
@@ -11,7 +12,7 @@ workflow = {
       timeout = timeout,
       code = [[
 def run():
-    return "x" * 100_000_000
+    return "x" * @GIANT_BYTES@
 ]],
     },
     javascript = {
@@ -19,7 +20,7 @@ def run():
       timeout = timeout,
       code = [[
 function run() {
-  return { x: 'x'.repeat(100_000_000) };
+  return { x: 'x'.repeat(@GIANT_BYTES@) };
 }
 ]],
     },
@@ -29,7 +30,7 @@ function run() {
       timeout = timeout,
       code = [[
 printf '{"x": "'
-head -c 100000000 /dev/zero | tr '\0' x
+head -c @GIANT_BYTES@ /dev/zero | tr '\0' x
 printf '"}\n'
 ]],
     },

@@ -8,12 +8,12 @@ workflow = {
       timeout = timeout,
       code = [[
 function run()
-  local chunk, parts = string.rep("x", 10 * 1000 * 1000), {}
+  local chunk, parts = string.rep("x", @GIANT_BYTES@ / 10), {}
   for i = 1, 10 do parts[i] = chunk end
   return table.concat(parts)
 end
 ]],
     },
-    wasm = { language = "wasm", module = "@WASM@", func = "giant_output", timeout = timeout },
+    wasm = { language = "wasm", module = "@WASM@", func = "giant_output", timeout = timeout, env = { GIANT_BYTES = "@GIANT_BYTES@" } },
   },
 }

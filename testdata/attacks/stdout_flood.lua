@@ -1,4 +1,5 @@
--- Attack: write 100 MB to stdout, in 1 KiB lines and as one line without
+-- Attack: write 100 MB (@FLOOD_BYTES@: the test makes it less under the
+-- race detector, which slows hwe's side down) to stdout, in 1 KiB lines and as one line without
 -- a newline. What a step prints goes to its log, which hwe caps (16 MiB per
 -- step, lines at 64 KiB); the flood must not grow hwe's memory (or its
 -- plugins') with its size, and must end within the step's timeout. The
@@ -16,7 +17,7 @@ import sys
 
 def run():
     line = "x" * 1023 + "\n"
-    for _ in range(100_000_000 // 1024):
+    for _ in range(@FLOOD_BYTES@ // 1024):
         sys.stdout.write(line)
     return {"written": True}
 ]],
@@ -29,7 +30,7 @@ import sys
 
 def run():
     chunk = "x" * (1 << 20)
-    for _ in range(100):
+    for _ in range(@FLOOD_BYTES@ >> 20):
         sys.stdout.write(chunk)
     return {"written": True}
 ]],
@@ -41,7 +42,7 @@ def run():
 function run() {
   const line = 'x'.repeat(1023) + '\n';
   const chunk = line.repeat(1024);
-  for (let i = 0; i < 100_000_000 / chunk.length; i++) process.stdout.write(chunk);
+  for (let i = 0; i < @FLOOD_BYTES@ / chunk.length; i++) process.stdout.write(chunk);
   return { written: true };
 }
 ]],
@@ -52,7 +53,7 @@ function run() {
       code = [[
 function run() {
   const chunk = 'x'.repeat(1 << 20);
-  for (let i = 0; i < 100; i++) process.stdout.write(chunk);
+  for (let i = 0; i < @FLOOD_BYTES@ >> 20; i++) process.stdout.write(chunk);
   return { written: true };
 }
 ]],
@@ -61,7 +62,7 @@ function run() {
       language = "shell",
       timeout = timeout,
       code = [[
-head -c 100000000 /dev/zero | tr '\0' x | fold -w 1023
+head -c @FLOOD_BYTES@ /dev/zero | tr '\0' x | fold -w 1023
 echo '{"written": true}'
 ]],
     },
@@ -69,7 +70,7 @@ echo '{"written": true}'
       language = "shell",
       timeout = timeout,
       code = [[
-head -c 100000000 /dev/zero | tr '\0' x
+head -c @FLOOD_BYTES@ /dev/zero | tr '\0' x
 echo
 echo '{"written": true}'
 ]],

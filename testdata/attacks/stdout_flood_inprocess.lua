@@ -9,7 +9,7 @@ workflow = {
       code = [[
 function run()
   local line = string.rep("x", 1023)
-  for _ = 1, 100000000 / 1024 do print(line) end
+  for _ = 1, @FLOOD_BYTES@ / 1024 do print(line) end
   return { written = true }
 end
 ]],
@@ -18,13 +18,13 @@ end
       timeout = timeout,
       code = [[
 function run()
-  local chunk, parts = string.rep("x", 10 * 1000 * 1000), {}
+  local chunk, parts = string.rep("x", @FLOOD_BYTES@ / 10), {}
   for i = 1, 10 do parts[i] = chunk end
   print(table.concat(parts))
   return { written = true }
 end
 ]],
     },
-    wasm = { language = "wasm", module = "@WASM@", func = "stdout_flood", timeout = timeout },
+    wasm = { language = "wasm", module = "@WASM@", func = "stdout_flood", timeout = timeout, env = { FLOOD_BYTES = "@FLOOD_BYTES@" } },
   },
 }

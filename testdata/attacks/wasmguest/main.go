@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hwe-run/hwe/guest-sdks/go/hwe"
@@ -262,14 +263,15 @@ func spin() int32 {
 	})
 }
 
-// stdout_flood writes 100 MB to stdout in 1 KiB lines.
+// stdout_flood writes FLOOD_BYTES to stdout in 1 KiB lines.
 //
 //go:wasmexport stdout_flood
 func stdoutFlood() int32 {
 	return hwe.Run(func(hwe.Inputs) (any, error) {
 		line := []byte(strings.Repeat("x", 1023) + "\n")
 		total := 0
-		for total < 100_000_000 {
+		size, _ := strconv.Atoi(os.Getenv("FLOOD_BYTES"))
+		for total < size {
 			n, err := os.Stdout.Write(line)
 			total += n
 			if err != nil {
@@ -280,11 +282,12 @@ func stdoutFlood() int32 {
 	})
 }
 
-// giant_output returns a 100 MB JSON string.
+// giant_output returns a JSON string of GIANT_BYTES.
 //
 //go:wasmexport giant_output
 func giantOutput() int32 {
-	doc := make([]byte, 100_000_002)
+	size, _ := strconv.Atoi(os.Getenv("GIANT_BYTES"))
+	doc := make([]byte, size+2)
 	for i := range doc {
 		doc[i] = 'x'
 	}
@@ -305,6 +308,41 @@ func deeper(n int) int {
 //go:wasmexport recurse
 func recurse() int32 {
 	return hwe.Run(func(hwe.Inputs) (any, error) { return map[string]int{"escaped": deeper(0)}, nil })
+}
+
+// background is bumped by the goroutine bg_start leaves behind.
+var background atomic.Int64
+
+// bg_start leaves a goroutine running when the step ends. A WASM guest has
+// no processes: a goroutine is the nearest thing, and it runs whenever the
+// instance runs again.
+//
+//go:wasmexport bg_start
+func bgStart() int32 {
+	return hwe.Run(func(hwe.Inputs) (any, error) {
+		go func() {
+			for {
+				background.Add(1)
+				time.Sleep(time.Millisecond)
+			}
+		}()
+		time.Sleep(20 * time.Millisecond)
+		return map[string]int64{"started": background.Load()}, nil
+	})
+}
+
+// bg_check fails if a goroutine left by an earlier step runs during this one.
+//
+//go:wasmexport bg_check
+func bgCheck() int32 {
+	return hwe.Run(func(hwe.Inputs) (any, error) {
+		before := background.Load()
+		time.Sleep(100 * time.Millisecond)
+		if after := background.Load(); after != before {
+			return nil, fmt.Errorf("a goroutine left by an earlier step ran during this one (%d ticks in 100 ms)", after-before)
+		}
+		return map[string]bool{"stopped": true}, nil
+	})
 }
 
 func main() {}
