@@ -327,3 +327,33 @@ func TestIdempotentCompletion(t *testing.T) {
 		t.Errorf("ran %d times", c.ended["once"])
 	}
 }
+
+// TestStoppingWorkerHandsStepsBack: a worker told to stop lets running steps
+// finish for its grace period, then hands them back to the queue, and another
+// worker takes them at once (not after the lease).
+func TestStoppingWorkerHandsStepsBack(t *testing.T) {
+	emb := startNATS(t, t.TempDir())
+	ex := newExecutor(t, ExecutorConfig{URL: emb.ClientURL(), Lease: time.Minute})
+	execLog := filepath.Join(t.TempDir(), "exec.log")
+	t.Setenv(envExecLog, execLog)
+	stop := startStoppableWorker(t, WorkerConfig{URL: emb.ClientURL(), Name: "leaving", Slots: 1, Grace: 200 * time.Millisecond})
+
+	wf := testWorkflow("handback", []stepSpec{{name: "long", cmd: command{SleepMS: 1500}}})
+	done := make(chan *engine.RunResult, 1)
+	go func() {
+		res, _ := runWorkflow(t, context.Background(), wf, engine.Options{Executor: ex})
+		done <- res
+	}()
+	waitForStarts(t, execLog, "leaving", 1)
+	start := time.Now()
+	stop()
+	startWorker(t, WorkerConfig{URL: emb.ClientURL(), Name: "staying", Slots: 1})
+	res := <-done
+	requireSucceeded(t, res)
+	if w := stepOutput(t, res.Steps[0])["worker"]; w != "staying" {
+		t.Errorf("finished on %v", w)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("hand-back took %s (the lease is a minute)", took)
+	}
+}

@@ -244,6 +244,13 @@ func newExecutor(t testing.TB, cfg ExecutorConfig) *Executor {
 // startWorker runs an in-process worker until the test ends.
 func startWorker(t testing.TB, cfg WorkerConfig) {
 	t.Helper()
+	startStoppableWorker(t, cfg)
+}
+
+// startStoppableWorker runs an in-process worker and returns a function that
+// stops it and waits until it has.
+func startStoppableWorker(t testing.TB, cfg WorkerConfig) (stop func()) {
+	t.Helper()
 	if cfg.Runners == nil {
 		cfg.Runners = testRegistry(cfg.Name)
 	}
@@ -261,10 +268,10 @@ func startWorker(t testing.TB, cfg WorkerConfig) {
 		cancel()
 		t.Fatalf("worker %s did not start", cfg.Name)
 	}
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return stop
 }
 
 // workerProcess is a worker running in a child process.
