@@ -283,7 +283,10 @@ func TestThreeNodeCluster(t *testing.T) {
 	all := strings.Join(urls, ",")
 	t0 := time.Now()
 	defer func() { t.Logf("total %s", time.Since(t0)) }()
-	ex := newExecutor(t, ExecutorConfig{URL: all, Replicas: 3, Lease: 2 * time.Second})
+	ex := newExecutor(t, ExecutorConfig{URL: nodes[0].ClientURL(), Lease: 2 * time.Second}) // replicas: 3, found out
+	if info, err := ex.d.tasks.Info(context.Background()); err != nil || info.Config.Replicas != 3 {
+		t.Fatalf("task stream replicas: %v %v", info, err)
+	}
 	t.Logf("executor ready after %s", time.Since(t0))
 	startWorker(t, WorkerConfig{URL: all, Name: "w1", Slots: 4})
 	startWorker(t, WorkerConfig{URL: all, Name: "w2", Slots: 4})

@@ -46,8 +46,8 @@ type ExecutorConfig struct {
 	Prefix string // names streams, buckets and subjects (default "hwe")
 	Name   string // the connection's name in NATS monitoring (default "hwe-coordinator")
 
-	// Replicas of the streams and buckets: 1 for one server, 3 in a
-	// three-node cluster (default 1).
+	// Replicas of the streams and buckets (0 = 3 when the NATS servers
+	// form a cluster of three or more, else 1).
 	Replicas int
 	// Lease is how long a worker holds a step without a heartbeat before it
 	// is handed to another worker (default 30s; workers heartbeat every
@@ -182,6 +182,12 @@ func NewExecutor(ctx context.Context, cfg ExecutorConfig) (*Executor, error) {
 	if err != nil {
 		nc.Close()
 		return nil, err
+	}
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = 1
+		if len(nc.Servers()) >= 3 { // the cluster's servers, as the server announced them
+			cfg.Replicas = 3
+		}
 	}
 	d, err := setupDeployment(ctx, js, n, cfg.Replicas, cfg.Keep)
 	if err != nil {
