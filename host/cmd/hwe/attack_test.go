@@ -343,7 +343,7 @@ const (
 // (this test binary is also the runner plugins) several times slower.
 func floodSizes() (flood, giant string) {
 	if raceEnabled() {
-		return "10000000", "32000000"
+		return "20000000", "32000000"
 	}
 	return "100000000", "100000000"
 }
