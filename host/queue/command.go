@@ -138,6 +138,9 @@ func StartServe(ctx context.Context, cfg ServeConfig) (*Dispatch, error) {
 	d := &Dispatch{}
 	ecfg := cfg.Executor
 	ecfg.Logger = log
+	if cfg.NATS != "" && cfg.NATSListen != "" {
+		return nil, fmt.Errorf("--nats-listen opens the embedded NATS server; with --nats the cluster's own configuration decides where it listens")
+	}
 	if cfg.NATS != "" {
 		ecfg.URL = cfg.NATS
 		d.WorkerURL = redactURLs(cfg.NATS)

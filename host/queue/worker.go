@@ -497,8 +497,8 @@ func (w *worker) run(msg jetstream.Msg) {
 	case w.wasCancelled(id):
 		_ = msg.Ack() // the coordinator gave up on it and wants no result
 		return
-	case w.stepBase.Err() != nil:
-		_ = msg.Nak() // this worker is stopping: another one takes the step
+	case err != nil && w.stepBase.Err() != nil:
+		_ = msg.Nak() // this worker stopped the step: another one takes it
 		return
 	}
 	if host.sent.Load() > 0 {
