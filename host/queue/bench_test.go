@@ -50,6 +50,7 @@ func BenchmarkDispatchRoundTrip(b *testing.B) {
 	baseline := time.Since(base)
 	slices.Sort(times)
 	b.ReportMetric(float64(times[len(times)/2].Microseconds()), "p50-µs/step")
+	b.ReportMetric(float64(times[len(times)*99/100].Microseconds()), "p99-µs/step")
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/step")
 	b.ReportMetric(float64(baseline.Nanoseconds())/1e3/float64(b.N), "inprocess-µs/step")
 }

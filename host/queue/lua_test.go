@@ -37,7 +37,9 @@ func TestLuaWorkflowSameOnWorker(t *testing.T) {
 		kv := capability.NewMemoryKV()
 		base := capability.Config{KV: kv, Secrets: capability.MapSecrets{"TOKEN": "s3cret", "OTHER": "no"}}
 		res, _ := runWorkflow(t, context.Background(), wf, engine.Options{Executor: ex, Tenant: "t1", Policy: &policy,
-			NewHost: func(req *api.StepRequest, emit engine.HostEvents) api.Host { return capability.ForStep(base, req, emit) }})
+			NewHost: func(req *api.StepRequest, emit engine.HostEvents) api.Host {
+				return capability.ForStep(base, req, emit)
+			}})
 		return res, kv
 	}
 
