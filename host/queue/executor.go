@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hwe-run/hwe/host/api"
+	"github.com/hwe-run/hwe/host/engine"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -341,6 +342,11 @@ func (e *Executor) shutdown() {
 		e.nc.Close()
 	})
 }
+
+var (
+	_ engine.Executor = (*Executor)(nil)
+	_ engine.Executor = (*Dispatch)(nil)
+)
 
 // errClosed is returned by Execute calls the executor could not finish
 // because it was closed.
