@@ -382,9 +382,9 @@ func (w *worker) onCancel(m *nats.Msg) {
 	rest := strings.TrimPrefix(m.Subject, w.n.prefix+".cancel.")
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.cancelled) > 100_000 {
+	if len(w.cancelled) > 100_000 { // forget old ones (their tasks are long gone)
 		for id, t := range w.cancelled {
-			if time.Since(t) > 10*time.Minute {
+			if time.Since(t) > 10*time.Minute || len(w.cancelled) > 200_000 {
 				delete(w.cancelled, id)
 			}
 		}
@@ -413,10 +413,13 @@ func (w *worker) run(msg jetstream.Msg) {
 	}
 	ctx := w.stepBase
 	data, err := w.d.blobs.unpack(ctx, msg.Data())
-	var t taskMsg
-	if err == nil {
-		err = json.Unmarshal(data, &t)
+	if err != nil { // the object store is unreachable for now: try again later
+		w.log.Warn("reading a task failed; handing it back", "err", err)
+		_ = msg.NakWithDelay(time.Second)
+		return
 	}
+	var t taskMsg
+	err = json.Unmarshal(data, &t)
 	if err != nil || t.Key == "" {
 		w.log.Error("dropping an unreadable task", "subject", msg.Subject(), "err", err)
 		_ = msg.TermWithReason("unreadable task")
