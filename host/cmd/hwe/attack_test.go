@@ -474,6 +474,12 @@ func (b *battery) runCase(t *testing.T, c attackCase, order int) {
 		if s := r.step(name); s == nil || s.Status != "succeeded" {
 			t.Errorf("%s: step %s must succeed alongside and after the attacks, got %s", c.file, name, describe(s))
 			host = append(host, "❌ "+name+" "+describe(s))
+			// Charge it to its runner's cell too: after_python_2 -> python.
+			for _, lang := range attackRunners {
+				if strings.HasSuffix(name, "_"+lang) || strings.Contains(name, "_"+lang+"_") {
+					row.cells[lang] = append(row.cells[lang], "❌ a normal "+lang+" step ("+name+") failed: "+quoteCell(b.sanitize(describe(s))))
+				}
+			}
 		}
 	}
 	for _, name := range c.mustSucceed {
@@ -1346,6 +1352,7 @@ func (b *battery) sanitize(s string) string {
 		s = strings.ReplaceAll(s, port(a), "PORT")
 	}
 	s = regexp.MustCompile(`/tmp/hwe-run-\d+`).ReplaceAllString(s, "/tmp/hwe-run-N")
+	s = regexp.MustCompile(`/tmp/hwe-steps-\d+/([a-z]+)-worker-\d+`).ReplaceAllString(s, "/tmp/hwe-steps-N/$1-worker-N")
 	s = regexp.MustCompile(`/var/tmp/hwe-sandbox/[^/\s'"]+`).ReplaceAllString(s, "/var/tmp/hwe-sandbox/STEP")
 	s = regexp.MustCompile(`\d+ processes`).ReplaceAllString(s, "N processes")
 	return s
