@@ -3,7 +3,6 @@ package queue
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -62,8 +61,6 @@ func BenchmarkThroughputTwoWorkers(b *testing.B) {
 	const steps = 2000
 	emb := startNATS(b, b.TempDir())
 	ex := newExecutor(b, ExecutorConfig{URL: emb.ClientURL()})
-	execLog := filepath.Join(b.TempDir(), "none")
-	_ = execLog
 	startWorkerProcess(b, emb.ClientURL(), "p1", 8, "")
 	startWorkerProcess(b, emb.ClientURL(), "p2", 8, "")
 	wf := fanout(steps, command{})
