@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 
@@ -10,16 +11,24 @@ import (
 	"github.com/hwe-run/hwe/host/config"
 	"github.com/hwe-run/hwe/host/engine"
 	"github.com/hwe-run/hwe/host/policy"
+	"github.com/hwe-run/hwe/host/queue"
 	"github.com/hwe-run/hwe/host/server"
 	"github.com/hwe-run/hwe/host/workflow"
 	"github.com/urfave/cli/v2"
 )
 
-// serverCommands are `hwe serve` and `hwe runs`, wired to the configuration
-// and the runners.
+// serverCommands are `hwe serve`, `hwe runs` and `hwe worker`, wired to the
+// configuration and the runners.
 func serverCommands(dir string, getenv func(string) string) []*cli.Command {
 	loadCfg := func() (*config.Config, error) { return config.Load(dir, getenv) }
-	return server.Commands(server.Deps{
+	worker := queue.WorkerCommand(func(c *cli.Context) (queue.Runners, error) {
+		cfg, err := loadCfg()
+		if err != nil {
+			return nil, err
+		}
+		return runners(cfg)
+	})
+	return append(server.Commands(server.Deps{
 		Getenv: getenv,
 		Defaults: func(c *cli.Context) (server.Defaults, error) {
 			cfg, err := loadCfg()
@@ -35,7 +44,7 @@ func serverCommands(dir string, getenv func(string) string) []*cli.Command {
 			}
 			return serverRuntime(c, cfg)
 		},
-	})
+	}), worker)
 }
 
 // serverRuntime builds what the server runs steps with: the runner registry
@@ -61,9 +70,23 @@ func serverRuntime(c *cli.Context, cfg *config.Config) (*server.Runtime, error) 
 	if err != nil {
 		return nil, err
 	}
+	// Steps go through NATS JetStream: the embedded server unless --nats names
+	// a cluster; the server's own --slots run on its in-process worker.
+	dispatch, err := queue.StartServe(c.Context, queue.ServeConfig{
+		DataDir: dataDir, NATS: c.String("nats"), NATSListen: c.String("nats-listen"),
+		Slots: c.Int("slots"), Runners: reg,
+	})
+	if err != nil {
+		kv.Close()
+		reg.Close()
+		return nil, fmt.Errorf("starting the step queue: %w", err)
+	}
+	if dispatch.Embedded != nil && c.String("nats-listen") != "" {
+		fmt.Fprintf(c.App.ErrWriter, "hwe serve: workers can join with: hwe worker --nats %s\n", dispatch.WorkerURL)
+	}
 	local := policy.Local()
 	return &server.Runtime{
-		Executor:      reg,
+		Executor:      dispatch,
 		KnownLanguage: reg.Has,
 		CheckStep: func(s *workflow.Step, w *workflow.Workflow) []string {
 			if !reg.Has(s.Language) {
@@ -85,8 +108,12 @@ func serverRuntime(c *cli.Context, cfg *config.Config) (*server.Runtime, error) 
 		Policy:         &local,
 		DefaultTimeout: cfg.Duration("timeout"),
 		Close: func() error {
+			err := dispatch.Close()
 			kv.Close()
-			return reg.Close()
+			if rerr := reg.Close(); err == nil {
+				err = rerr
+			}
+			return err
 		},
 	}, nil
 }
