@@ -70,23 +70,9 @@ func serverRuntime(c *cli.Context, cfg *config.Config) (*server.Runtime, error) 
 	if err != nil {
 		return nil, err
 	}
-	// Steps go through NATS JetStream: the embedded server unless --nats names
-	// a cluster; the server's own --slots run on its in-process worker.
-	dispatch, err := queue.StartServe(c.Context, queue.ServeConfig{
-		DataDir: dataDir, NATS: c.String("nats"), NATSListen: c.String("nats-listen"),
-		Slots: c.Int("slots"), Runners: reg,
-	})
-	if err != nil {
-		kv.Close()
-		reg.Close()
-		return nil, fmt.Errorf("starting the step queue: %w", err)
-	}
-	if dispatch.Embedded != nil && c.String("nats-listen") != "" {
-		fmt.Fprintf(c.App.ErrWriter, "hwe serve: workers can join with: hwe worker --nats %s\n", dispatch.WorkerURL)
-	}
 	local := policy.Local()
-	return &server.Runtime{
-		Executor:      dispatch,
+	rt := &server.Runtime{
+		Executor:      reg,
 		KnownLanguage: reg.Has,
 		CheckStep: func(s *workflow.Step, w *workflow.Workflow) []string {
 			if !reg.Has(s.Language) {
@@ -108,12 +94,36 @@ func serverRuntime(c *cli.Context, cfg *config.Config) (*server.Runtime, error) 
 		Policy:         &local,
 		DefaultTimeout: cfg.Duration("timeout"),
 		Close: func() error {
-			err := dispatch.Close()
 			kv.Close()
-			if rerr := reg.Close(); err == nil {
-				err = rerr
-			}
-			return err
+			return reg.Close()
 		},
-	}, nil
+	}
+	if c.Command.Name != "serve" {
+		return rt, nil // `hwe runs resume` runs in process: a serve may own the queue in this data folder
+	}
+
+	// Steps go through NATS JetStream: the embedded server unless --nats names
+	// a cluster; the server's own --slots run on its in-process worker.
+	dispatch, err := queue.StartServe(c.Context, queue.ServeConfig{
+		DataDir: dataDir, NATS: c.String("nats"), NATSListen: c.String("nats-listen"),
+		Slots: c.Int("slots"), Runners: reg,
+	})
+	if err != nil {
+		kv.Close()
+		reg.Close()
+		return nil, fmt.Errorf("starting the step queue: %w", err)
+	}
+	if dispatch.Embedded != nil && c.String("nats-listen") != "" {
+		fmt.Fprintf(c.App.ErrWriter, "hwe serve: workers can join with: hwe worker --nats %s\n", dispatch.WorkerURL)
+	}
+	rt.Executor = dispatch
+	closeLocal := rt.Close
+	rt.Close = func() error {
+		err := dispatch.Close()
+		if cerr := closeLocal(); err == nil {
+			err = cerr
+		}
+		return err
+	}
+	return rt, nil
 }
