@@ -374,6 +374,14 @@ func (r *run) attempt(ctx context.Context, req *api.StepRequest, maxOutput int64
 	host := r.newHost(req)
 	out, err = r.opts.Executor.Execute(ctx, req, host)
 	if err != nil {
+		if req.Timeout > 0 && isDeadline(err) && ctx.Err() == nil {
+			// A remote runner saw the same deadline first (gRPC carries it);
+			// our own timer fires within moments.
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return nil, &api.LimitError{Limit: "timeout", Detail: fmt.Sprintf("step '%s' timed out after %s", req.Step, req.Timeout)}
 		}
@@ -439,4 +447,10 @@ func (h logOnlyHost) KVPut(ctx context.Context, key string, value []byte) error 
 }
 func (h logOnlyHost) Secret(ctx context.Context, name string) (string, error) {
 	return api.NopHost{}.Secret(ctx, name)
+}
+
+// isDeadline reports whether err says a deadline passed, also when it came
+// across a process boundary as text.
+func isDeadline(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "deadline exceeded")
 }

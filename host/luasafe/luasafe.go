@@ -11,6 +11,7 @@ package luasafe
 import (
 	"fmt"
 	"math"
+	"strings"
 
 	lua "github.com/yuin/gopher-lua"
 )
@@ -27,15 +28,21 @@ var removedBase = []string{
 // LibraryNames are the library tables a sandboxed state exposes.
 var LibraryNames = []string{"string", "table", "math", "os"}
 
+// registryMax bounds a state's value stack. Vararg tail recursion copies
+// its growing arguments on every call, so the bound also bounds how long such
+// a step can spin before failing (about 0.3 s at this size).
+const registryMax = 32 * 1024
+
 // NewState returns a state with only the safe libraries open. Call stack and
 // registry are bounded so runaway recursion fails with an error instead of
 // exhausting memory.
 func NewState() *lua.LState {
 	L := lua.NewState(lua.Options{
 		SkipOpenLibs:        true,
-		CallStackSize:       200,
+		CallStackSize:       4000, // Lua-to-Lua recursion a few thousand deep, as real code needs
+		MinimizeStackMemory: true, // grow the call stack on demand instead of allocating it all
 		RegistrySize:        1024,
-		RegistryMaxSize:     256 * 1024,
+		RegistryMaxSize:     registryMax,
 		RegistryGrowStep:    1024,
 		IncludeGoStackTrace: false,
 	})
@@ -179,8 +186,14 @@ func isLibrary(k lua.LValue) bool {
 func Protect(f func() error) (err error, broken bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("lua VM failure: %v", r)
 			broken = true
+			if s := fmt.Sprint(r); strings.Contains(s, "index out of range") || strings.Contains(s, "registry") {
+				// gopher-lua indexes past its bounded value stack instead of
+				// raising "stack overflow" when (tail) recursion fills it.
+				err = fmt.Errorf("stack overflow: the Lua value stack limit (%d slots) was reached", registryMax)
+				return
+			}
+			err = fmt.Errorf("lua VM failure: %v", r)
 		}
 	}()
 	return f(), false

@@ -114,7 +114,7 @@ func (r *Runner) Run(ctx context.Context, req *api.StepRequest, host api.Host) (
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	release := r.guard.track(cancel)
+	release := r.guard.track(cancel, req.Grant.Memory)
 	defer release()
 
 	var L *glua.LState

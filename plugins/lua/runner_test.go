@@ -233,3 +233,27 @@ func TestFloorDivision(t *testing.T) {
 		t.Fatalf("got %s %v", got, err)
 	}
 }
+
+func TestMemoryLimitStopsOnlyTheHog(t *testing.T) {
+	r := luarunner.New(luarunner.Options{MemoryLimit: 1 << 30})
+	var wg sync.WaitGroup
+	var neighbourErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_, neighbourErr = run(t, r, `function run() local t = os.clock() while os.clock() - t < 1.5 do end return 1 end`, nil, 10*time.Second)
+	}()
+	time.Sleep(50 * time.Millisecond)
+	req := &api.StepRequest{Step: "hog", Code: `function run() local t = {} local i = 0 while true do i = i + 1 t[i] = {i, i, i} end end`,
+		Grant: api.Grant{Memory: 128 << 20}}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := r.Run(ctx, req, api.NopHost{})
+	if err == nil || !strings.Contains(err.Error(), "memory limit exceeded") || !strings.Contains(err.Error(), "limit 128 MiB") {
+		t.Fatalf("hog: %v", err)
+	}
+	wg.Wait()
+	if neighbourErr != nil {
+		t.Fatalf("the neighbour with a larger limit was stopped too: %v", neighbourErr)
+	}
+}
