@@ -60,7 +60,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzJSONRoundTrip$$' -fuzztime $(FUZZTIME) ./plugins/lua
 
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s -count 1 ./host/cmd/hwe ./host/plugin ./plugins/... 2>&1 | tee $(BIN)/bench.txt | grep -E '^(Benchmark|ok|PASS|FAIL)'
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s -count 1 ./host/cmd/hwe ./host/plugin ./host/queue ./host/server ./host/sandbox ./plugins/... 2>&1 | tee $(BIN)/bench.txt | grep -E '^(Benchmark|ok|PASS|FAIL)'
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
