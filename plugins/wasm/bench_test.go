@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +37,23 @@ func BenchmarkStepOverhead(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
+				if _, err := r.Run(ctx, req, host); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	// Instances are reused only by later runs of the same step (scopeOf):
+	// every other step of a workflow instantiates the cached module afresh.
+	for _, c := range cases[:1] {
+		b.Run("cached_new_instance/"+c.name, func(b *testing.B) {
+			req := step(fixture(b, c.module), c.fn)
+			mustRun(b, r, req, host)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				i++
+				req.Step = "s" + strconv.Itoa(i)
 				if _, err := r.Run(ctx, req, host); err != nil {
 					b.Fatal(err)
 				}

@@ -245,6 +245,57 @@ func TestGoGuestMemoryCap(t *testing.T) {
 	}
 }
 
+// A Go guest asking for 4 GiB at once never reaches the cap: Go's runtime
+// refuses the block itself, prints "fatal error: out of memory" and traps.
+// The step still fails with a memory LimitError that says so, and the
+// runner goes on.
+func TestGoGuestHugeAllocation(t *testing.T) {
+	r := goGuestRunner(t)
+	req := goStep(t, "alloc_once")
+	req.Inputs = inputs("bytes", fmt.Sprint(4<<30-1))
+	host := &testHost{}
+	err := mustFail(t, r, req, host, "memory limit exceeded: WASM function 'alloc_once' ran out of memory (its memory limit is 256 MiB): "+
+		`the guest reported "runtime: out of memory: cannot allocate 4294967296-byte block`)
+	var limit *api.LimitError
+	if !errors.As(err, &limit) || limit.Limit != "memory" {
+		t.Errorf("%T %v is not a memory LimitError", err, err)
+	}
+	if !strings.Contains(strings.Join(host.logLines(), "\n"), "stderr: fatal error: out of memory") {
+		t.Errorf("the guest's own report is not in the step's log: %q", host.logLines())
+	}
+	req.Inputs = inputs("bytes", "1048576")
+	if out := mustRun(t, r, req, &testHost{}); string(out) != `{"held":1048576}` {
+		t.Errorf("got %s", out)
+	}
+}
+
+// A goroutine a step leaves running runs again whenever its instance runs,
+// so an instance is reused only by later runs of the same step: another
+// step of the same workflow, module, grant and environment gets a fresh
+// instance and sees no ticks. The same step does reuse it, which shows the
+// goroutine was really left running.
+func TestGoGuestLeftoverGoroutineStaysWithItsStep(t *testing.T) {
+	r := goGuestRunner(t)
+	ticks := func(stepName string) float64 {
+		t.Helper()
+		req := goStep(t, "bg_ticks")
+		req.Workflow, req.Step = "leftover", stepName
+		out := decode(t, mustRun(t, r, req, &testHost{}))
+		return out["ticks"].(float64)
+	}
+	start := goStep(t, "bg_start")
+	start.Workflow, start.Step = "leftover", "start"
+	if out := mustRun(t, r, start, &testHost{}); string(out) != `{"started":true}` {
+		t.Fatalf("bg_start: %s", out)
+	}
+	if n := ticks("check"); n != 0 {
+		t.Errorf("a goroutine left by step start ran %v times during step check", n)
+	}
+	if n := ticks("start"); n == 0 {
+		t.Errorf("a later run of step start saw no ticks: its instance was not reused, so this test shows nothing")
+	}
+}
+
 // The Go SDK's example step computes statistics from its inputs.
 func TestGoSDKExampleStep(t *testing.T) {
 	r := goGuestRunner(t)

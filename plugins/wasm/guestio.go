@@ -20,6 +20,9 @@ type lineWriter struct {
 	stream string
 	host   api.Host // nil between steps: output is dropped
 	buf    []byte
+	// watch, for stderr, sees every line, so a guest that reports running
+	// out of memory there and then traps fails with a memory error.
+	watch *memoryWatch
 }
 
 func (w *lineWriter) Write(p []byte) (int, error) {
@@ -41,6 +44,9 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 }
 
 func (w *lineWriter) emit() {
+	if w.watch != nil {
+		w.watch.noteGuestOutput(w.buf)
+	}
 	if w.host != nil {
 		w.host.Log(w.stream, string(w.buf))
 	}

@@ -1,6 +1,7 @@
 package wasm
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync/atomic"
@@ -30,6 +31,13 @@ func pagesFor(limit int64) uint32 {
 // refused (the guest sees -1, as at any limit) and recorded, so a guest that
 // then fails is reported as out of memory rather than as a mysterious trap.
 //
+// A guest's own allocator may give up before the cap is reached: Go's
+// runtime refuses a block larger than a 32-bit memory without asking for a
+// single page, prints "fatal error: out of memory" and traps. The watch
+// also keeps the first such report of a call (from the guest's stderr, its
+// Extism log or the error it set before trapping), so that failure is
+// reported as out of memory too rather than as "unreachable".
+//
 // The cap is enforced here rather than with wazero's runtime-wide page
 // limit because wazero refuses grows past its limit before asking the
 // allocator (a failed grow would go unnoticed), because the limit would be
@@ -39,6 +47,7 @@ type memoryWatch struct {
 	capBytes uint64
 	used     atomic.Uint64 // bytes of all the instance's memories
 	hit      atomic.Bool
+	report   atomic.Pointer[string] // the guest's own out-of-memory report
 }
 
 func newMemoryWatch(pages uint32) *memoryWatch {
@@ -54,8 +63,55 @@ func (w *memoryWatch) context(ctx context.Context) context.Context {
 
 func (w *memoryWatch) exceeded() bool { return w.hit.Load() }
 
-// reset forgets a hit from an earlier call of a reused instance.
-func (w *memoryWatch) reset() { w.hit.Store(false) }
+// reset forgets a hit or report from an earlier call of a reused instance.
+func (w *memoryWatch) reset() {
+	w.hit.Store(false)
+	w.report.Store(nil)
+}
+
+// noteGuestOutput looks at one line the guest wrote to stderr or logged,
+// and keeps it if it is the first of the call to say the guest ran out of
+// memory.
+func (w *memoryWatch) noteGuestOutput(line []byte) {
+	if w.report.Load() != nil || !saysOutOfMemory(line) {
+		return
+	}
+	s := string(bytes.TrimSpace(line[:min(len(line), maxReportBytes)]))
+	w.report.CompareAndSwap(nil, &s)
+}
+
+// guestReport returns the guest's out-of-memory report of this call, or "".
+func (w *memoryWatch) guestReport() string {
+	if p := w.report.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// maxReportBytes is how much of a line is searched and quoted: the reports
+// looked for are short, and a guest flooding stderr with long lines costs
+// no more than this per line.
+const maxReportBytes = 256
+
+// saysOutOfMemory reports whether a guest's line is its language runtime
+// saying it ran out of memory: Go's "fatal error: out of memory" (and the
+// "runtime: out of memory: cannot allocate …" before it), C and most
+// others' "out of memory", Rust's "memory allocation of N bytes failed".
+func saysOutOfMemory(line []byte) bool {
+	var buf [maxReportBytes]byte
+	n := copy(buf[:], line)
+	lower := buf[:n]
+	for i, c := range lower {
+		if 'A' <= c && c <= 'Z' {
+			lower[i] = c + ('a' - 'A')
+		}
+	}
+	if bytes.Contains(lower, []byte("out of memory")) {
+		return true
+	}
+	i := bytes.Index(lower, []byte("memory allocation of "))
+	return i >= 0 && bytes.Contains(lower[i:], []byte(" failed"))
+}
 
 type watchedMemory struct {
 	watch *memoryWatch

@@ -91,6 +91,81 @@ func TestMemoryHungryGuestStoppedAtCap(t *testing.T) {
 	mustRun(t, r2, step(fixture(t, "native.wasm"), "noop"), &testHost{})
 }
 
+// A guest whose own allocator gives up before the cap (it says "out of
+// memory" and traps) fails with a memory LimitError that quotes it, whether
+// it said so in its log or as the error it set; one that says so and
+// carries on is not failed for it, and a later trap on the same instance
+// is a plain trap again.
+func TestGuestReportedOutOfMemory(t *testing.T) {
+	r := newTestRunner(t, Options{})
+	module := fixture(t, "native.wasm")
+	for _, fn := range []string{"oom_log_trap", "oom_error_trap"} {
+		req := step(module, fn)
+		req.Grant.Memory = 8 << 20
+		err := mustFail(t, r, req, &testHost{},
+			`memory limit exceeded: WASM function '`+fn+`' ran out of memory (its memory limit is 8 MiB): `+
+				`the guest reported "out of memory: no block for 1 GiB"`)
+		var limit *api.LimitError
+		if !errors.As(err, &limit) || limit.Limit != "memory" {
+			t.Errorf("%s: %T %v is not a memory LimitError", fn, err, err)
+		}
+	}
+	host := &testHost{}
+	mustRun(t, r, step(module, "oom_log_ok"), host)
+	if got := strings.Join(host.logLines(), "\n"); got != "log: info: out of memory: no block for 1 GiB" {
+		t.Errorf("logs %q", got)
+	}
+	// The same scope: oom_log_ok's instance is reused; its report is gone.
+	err := mustFail(t, r, step(module, "trap"), &testHost{}, "WASM function 'trap' trapped")
+	if strings.Contains(err.Error(), "memory") {
+		t.Errorf("a trap after an earlier call's report: %v", err)
+	}
+}
+
+// The same for a reference-convention WASI guest: a report on stderr
+// (even an unterminated last line) followed by a trap, or by proc_exit
+// with a failure code, is a memory LimitError; a trap without one is not.
+func TestReferenceGuestReportedOutOfMemory(t *testing.T) {
+	r := newTestRunner(t, Options{})
+	module := fixture(t, "wasi_oom.wasm")
+	for _, fn := range []string{"oom_trap", "oom_unterminated_trap", "oom_exit"} {
+		host := &testHost{}
+		err := mustFail(t, r, step(module, fn), host,
+			`memory limit exceeded: WASM function '`+fn+`' ran out of memory (its memory limit is 256 MiB): `+
+				`the guest reported "fatal error: out of memory"`)
+		var limit *api.LimitError
+		if !errors.As(err, &limit) || limit.Limit != "memory" {
+			t.Errorf("%s: %T %v is not a memory LimitError", fn, err, err)
+		}
+		if !strings.Contains(strings.Join(host.logLines(), "\n"), "stderr: fatal error: out of memory") {
+			t.Errorf("%s: the report is not in the step's log: %q", fn, host.logLines())
+		}
+	}
+	err := mustFail(t, r, step(module, "trap"), &testHost{}, "WASM function 'trap' trapped")
+	if strings.Contains(err.Error(), "memory") {
+		t.Errorf("a trap without a report: %v", err)
+	}
+}
+
+func TestSaysOutOfMemory(t *testing.T) {
+	for line, want := range map[string]bool{
+		"fatal error: out of memory": true,
+		"runtime: out of memory: cannot allocate 4294967296-byte block (360448 in use)": true,
+		"Out Of Memory": true,
+		"memory allocation of 4294967296 bytes failed": true,
+		"abort: OUT OF MEMORY in ~lib/rt/tlsf.ts":      true,
+		"": false,
+		"memory allocation of 12 bytes succeeded":               false,
+		"failed: memory allocation of":                          false,
+		"out of time":                                           false,
+		strings.Repeat("x", 300) + "fatal error: out of memory": false, // past the bytes searched
+	} {
+		if got := saysOutOfMemory([]byte(line)); got != want {
+			t.Errorf("saysOutOfMemory(%.40q) = %v, want %v", line, got, want)
+		}
+	}
+}
+
 // A module whose initial memory is already past the cap is refused.
 func TestInitialMemoryPastCap(t *testing.T) {
 	r := newTestRunner(t, Options{})

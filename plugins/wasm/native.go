@@ -33,13 +33,18 @@ func (inst *instance) close() {
 	inst.closeFS()
 }
 
-// scopeOf says which steps may reuse each other's instances. A guest's
-// memory and globals survive between calls of one instance, so an instance
-// is only reused by steps of the same tenant and workflow with the same
-// grant and environment: a step never sees state left by a step that was
-// allowed something it is not (a secret, a file), nor by another tenant.
-// Everything fixed at instantiation (environment, mounts) is in the scope
-// too. Steps with Isolation "process" always get a fresh instance.
+// scopeOf says which steps may reuse each other's instances: only runs of
+// the same step (tenant, workflow and step name) with the same grant and
+// environment. A guest's memory and globals survive between calls of one
+// instance, and so does code it left running: a goroutine a Go guest
+// started runs again whenever its instance runs code, and can read that
+// call's input. Keying reuse by step means whatever a step leaves behind
+// can only ever meet a later run of that same step (its retry, or the
+// next run of its workflow), never another step, another workflow's step
+// or another tenant's, nor a step allowed something it is not (a secret,
+// a file). Everything fixed at instantiation (environment, mounts) is in
+// the scope too. Steps with Isolation "process" always get a fresh
+// instance.
 func scopeOf(req *api.StepRequest) string {
 	env := make([]string, 0, len(req.Env))
 	for k, v := range req.Env {
@@ -47,20 +52,21 @@ func scopeOf(req *api.StepRequest) string {
 	}
 	sort.Strings(env)
 	b, _ := json.Marshal(struct {
-		Tenant, Workflow string
-		Grant            api.Grant
-		Env              []string
-	}{req.Tenant, req.Workflow, req.Grant, env})
+		Tenant, Workflow, Step string
+		Grant                  api.Grant
+		Env                    []string
+	}{req.Tenant, req.Workflow, req.Step, req.Grant, env})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
 
 // newInstance instantiates a native module for a step's scope.
 func (r *Runner) newInstance(ctx context.Context, req *api.StepRequest, m *module, fn string, lim limits, scope string) (*instance, error) {
+	watch := newMemoryWatch(lim.pages)
 	inst := &instance{
-		watch:   newMemoryWatch(lim.pages),
+		watch:   watch,
 		stdout:  &lineWriter{stream: "stdout"},
-		stderr:  &lineWriter{stream: "stderr"},
+		stderr:  &lineWriter{stream: "stderr", watch: watch},
 		sleeper: &guestSleeper{},
 		scope:   scope,
 	}
@@ -82,6 +88,7 @@ func (r *Runner) newInstance(ctx context.Context, req *api.StepRequest, m *modul
 		return nil, memoryError(fn, lim, errors.New("its initial memory is larger than the limit"))
 	}
 	inst.plugin.SetLogger(func(level extism.LogLevel, msg string) {
+		inst.watch.noteGuestOutput([]byte(msg))
 		if inst.logHost != nil {
 			inst.logHost.Log("log", strings.ToLower(level.String())+": "+msg)
 		}
@@ -135,7 +142,13 @@ func (r *Runner) runNative(ctx context.Context, req *api.StepRequest, host api.H
 			guestMsg = msg
 		default:
 			trapMsg = msg // set just before trapping, e.g. by an abort handler
+			inst.watch.noteGuestOutput([]byte(msg))
 		}
+	}
+	// A guest that said it ran out of memory and then trapped fails with
+	// a memory error (callFailure), whatever else it said.
+	if inst.watch.guestReport() != "" {
+		trapMsg = ""
 	}
 	if (err == nil || guestMsg != "") && reusable {
 		m.pool.put(inst)

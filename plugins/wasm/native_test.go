@@ -182,7 +182,7 @@ func TestNativeConcurrentSteps(t *testing.T) {
 				id := fmt.Sprintf("g%d-i%d", g, i)
 				payload := strings.Repeat(id, 1+(g*7+i)%50)
 				req := step(module, "echo")
-				req.Step = id
+				req.Step = fmt.Sprintf("s%d", i%2) // steps share instances only by name
 				req.Inputs = inputs("id", fmt.Sprintf("%q", id), "payload", fmt.Sprintf("%q", payload))
 				if g%4 == 0 {
 					req.Tenant = "other" // a second scope sharing the module
@@ -227,31 +227,34 @@ func TestNativeConcurrentSteps(t *testing.T) {
 	}
 }
 
-// Instances are reused only within a scope (tenant, workflow, grant,
+// Instances are reused only within a scope (tenant, workflow, step, grant,
 // environment); isolation "process" always gets a fresh one.
 func TestNativeInstanceReuseScope(t *testing.T) {
 	r := newTestRunner(t, Options{})
 	module := fixture(t, "native.wasm")
-	run := func(tenant, workflow, isolation string, secrets ...string) error {
+	run := func(tenant, workflow, stepName, isolation string, secrets ...string) error {
 		req := step(module, "count_calls")
-		req.Tenant, req.Workflow, req.Isolation = tenant, workflow, isolation
+		req.Tenant, req.Workflow, req.Step, req.Isolation = tenant, workflow, stepName, isolation
 		req.Grant.Secrets = secrets
 		_, err := r.Run(context.Background(), req, &testHost{})
 		return err
 	}
-	if err := run("a", "w", ""); err != nil {
+	if err := run("a", "w", "s", ""); err != nil {
 		t.Fatalf("first call: %v", err)
 	}
-	// Same scope: the instance (and its state) is reused.
-	if err := run("a", "w", ""); err == nil || !strings.Contains(err.Error(), "return code: 1") {
+	// Same scope (a later run of the same step, or its retry): the
+	// instance (and its state) is reused.
+	if err := run("a", "w", "s", ""); err == nil || !strings.Contains(err.Error(), "return code: 1") {
 		t.Fatalf("same scope: err = %v, want the reused instance's count", err)
 	}
 	for _, other := range []func() error{
-		func() error { return run("b", "w", "") },
-		func() error { return run("a", "w2", "") },
-		func() error { return run("a", "w", "", "API_KEY") },
-		func() error { return run("a", "w", "process") },
-		func() error { return run("a", "w", "process") },
+		func() error { return run("b", "w", "s", "") },
+		func() error { return run("a", "w2", "s", "") },
+		func() error { return run("a", "w", "s2", "") },
+		func() error { return run("a", "w", "s3", "") },
+		func() error { return run("a", "w", "s", "", "API_KEY") },
+		func() error { return run("a", "w", "s", "process") },
+		func() error { return run("a", "w", "s", "process") },
 	} {
 		if err := other(); err != nil {
 			t.Errorf("another scope saw state: %v", err)

@@ -39,7 +39,7 @@ func (r *Runner) callReference(ctx context.Context, req *api.StepRequest, host a
 	defer cancel()
 
 	watch := newMemoryWatch(lim.pages)
-	stdout, stderr := &lineWriter{stream: "stdout"}, &lineWriter{stream: "stderr"}
+	stdout, stderr := &lineWriter{stream: "stdout"}, &lineWriter{stream: "stderr", watch: watch}
 	stdout.start(host)
 	stderr.start(host)
 	defer stdout.finish()
@@ -79,10 +79,18 @@ func (r *Runner) callReference(ctx context.Context, req *api.StepRequest, host a
 	} else {
 		results, err = f.Call(callCtx)
 	}
+	// An unterminated last line of stderr may be the guest's report of
+	// running out of memory: flush it before deciding what went wrong.
+	stdout.finish()
+	stderr.finish()
 	if err != nil {
-		// A WASI guest that calls proc_exit(n) returns n as its code.
+		// A WASI guest that calls proc_exit(n) returns n as its code,
+		// unless it said it ran out of memory and exits with a failure.
 		var exit *sys.ExitError
 		if errors.As(err, &exit) && callCtx.Err() == nil && ctx.Err() == nil {
+			if exit.ExitCode() != 0 && watch.guestReport() != "" {
+				return 0, guestMemoryError(fn, lim, watch.guestReport(), err)
+			}
 			return int32(exit.ExitCode()), nil
 		}
 		return 0, r.callFailure(ctx, callCtx, watch, fn, lim, err)
@@ -193,6 +201,8 @@ func (r *Runner) callFailure(ctx, callCtx context.Context, watch *memoryWatch, f
 			Detail: fmt.Sprintf("WASM function '%s' did not finish within %s and was stopped", fn, lim.timeout)}, callCtx.Err())
 	case watch.exceeded():
 		return memoryError(fn, lim, err)
+	case watch.guestReport() != "":
+		return guestMemoryError(fn, lim, watch.guestReport(), err)
 	}
 	return &api.StepError{Message: fmt.Sprintf("WASM function '%s' trapped: %s", fn, firstLine(err)), Trace: err.Error()}
 }
@@ -200,6 +210,16 @@ func (r *Runner) callFailure(ctx, callCtx context.Context, watch *memoryWatch, f
 func memoryError(fn string, lim limits, cause error) error {
 	return &api.LimitError{Limit: "memory", Detail: fmt.Sprintf(
 		"WASM function '%s' needed more than its memory limit of %s (%s)", fn, formatBytes(lim.memoryBytes()), firstLine(cause))}
+}
+
+// guestMemoryError is the error for a guest whose own allocator gave up
+// (see memoryWatch): what it asked for was more than the cap would have
+// given it, or more than a 32-bit memory holds, so it is the memory limit
+// that stopped it, even though no grow reached the cap.
+func guestMemoryError(fn string, lim limits, report string, cause error) error {
+	return &api.LimitError{Limit: "memory", Detail: fmt.Sprintf(
+		"WASM function '%s' ran out of memory (its memory limit is %s): the guest reported %q (%s)",
+		fn, formatBytes(lim.memoryBytes()), report, firstLine(cause))}
 }
 
 func isTrap(err error) bool {

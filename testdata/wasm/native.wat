@@ -29,6 +29,7 @@
   (data (i32.const 0) "guest says no")          ;; 13 bytes
   (data (i32.const 16) "not json")               ;; 8 bytes
   (data (i32.const 32) "hello from extism log")  ;; 21 bytes
+  (data (i32.const 64) "out of memory: no block for 1 GiB")  ;; 33 bytes
   (global $buf i32 (i32.const 65536))
 
   ;; Makes sure guest memory reaches byte offset $end, growing it if needed.
@@ -174,6 +175,17 @@
     (call $log_info (call $to_kernel (i32.const 32) (i32.const 21)))
     (i32.const 0))
   (func (export "trap") (result i32) unreachable)
+  ;; A guest whose own allocator gives up: it says so (in its log, or as
+  ;; its error) and traps, or says so and carries on.
+  (func (export "oom_log_trap") (result i32)
+    (call $log_info (call $to_kernel (i32.const 64) (i32.const 33)))
+    unreachable)
+  (func (export "oom_error_trap") (result i32)
+    (call $error_set (call $to_kernel (i32.const 64) (i32.const 33)))
+    unreachable)
+  (func (export "oom_log_ok") (result i32)
+    (call $log_info (call $to_kernel (i32.const 64) (i32.const 33)))
+    (i32.const 0))
   (func (export "spin") (result i32)
     (loop $forever (br $forever))
     (i32.const 0))

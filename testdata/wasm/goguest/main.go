@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hwe-run/hwe/guest-sdks/go/hwe"
@@ -141,6 +142,54 @@ func alloc() int32 {
 			held = append(held, b)
 		}
 		return map[string]int{"held_mb": len(held)}, nil
+	})
+}
+
+// alloc_once allocates {"bytes": N} in one piece: past what a 32-bit memory
+// can hold, Go's runtime gives up before asking for pages.
+//
+//go:wasmexport alloc_once
+func allocOnce() int32 {
+	return hwe.Run(func(in hwe.Inputs) (any, error) {
+		var n int
+		_ = in.Decode("bytes", &n)
+		b := make([]byte, n)
+		for i := 0; i < len(b); i += 4096 {
+			b[i] = 1
+		}
+		return map[string]int{"held": len(b)}, nil
+	})
+}
+
+// ticks is bumped by the goroutine bg_start leaves behind.
+var ticks atomic.Int64
+
+// bg_start leaves a goroutine running after it returns; it runs again
+// whenever the instance runs code.
+//
+//go:wasmexport bg_start
+func bgStart() int32 {
+	return hwe.Run(func(hwe.Inputs) (any, error) {
+		go func() {
+			for {
+				ticks.Add(1)
+				time.Sleep(time.Millisecond)
+			}
+		}()
+		time.Sleep(10 * time.Millisecond)
+		return map[string]bool{"started": ticks.Load() > 0}, nil
+	})
+}
+
+// bg_ticks sleeps 50 ms and reports how often a goroutine left by bg_start
+// ran meanwhile.
+//
+//go:wasmexport bg_ticks
+func bgTicks() int32 {
+	return hwe.Run(func(hwe.Inputs) (any, error) {
+		before := ticks.Load()
+		time.Sleep(50 * time.Millisecond)
+		return map[string]int64{"ticks": ticks.Load() - before}, nil
 	})
 }
 
