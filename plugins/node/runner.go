@@ -136,6 +136,8 @@ type reply struct {
 	Message    string  `json:"message"`     // on failure
 	Line       int     `json:"line"`        // on failure: where (workflow-file line if CodeLine is set)
 	Trace      string  `json:"trace"`
+	Limit      string  `json:"limit"` // on failure: "output" when the result was larger than max_output
+	Size       int64   `json:"size"`  // ... and its size in bytes
 }
 
 // Run implements api.Runner.
@@ -158,7 +160,12 @@ func (r *Runner) Run(ctx context.Context, req *api.StepRequest, host api.Host) (
 			"env":        proc.EnvMap(r.opts.PATH, dir, req.Env),
 		}
 	}
-	raw, stdout, err := r.pool.Do(ctx, req, build, host, true)
+	// The output is parsed from what the step printed, so stdout is kept up
+	// to the output limit; past it, only the last line that is JSON.
+	maxOutput := proc.MaxOutput(req.Grant)
+	var past lastJSONLine
+	stdout := &proc.Capture{Limit: int(maxOutput) + 1, Overflow: past.watch}
+	raw, err := r.pool.DoCapture(ctx, req, build, host, stdout)
 	if err != nil {
 		return nil, err
 	}
@@ -166,14 +173,67 @@ func (r *Runner) Run(ctx context.Context, req *api.StepRequest, host api.Host) (
 	if err != nil {
 		return nil, err
 	}
+	if !rep.OK && rep.Limit == "output" {
+		return nil, proc.OutputLimitError(rep.Size, maxOutput, false)
+	}
 	if !rep.OK {
 		return nil, stepError(req, rep)
 	}
 	if rep.ResultLine != nil {
 		// The reference prints the result after whatever the step printed.
-		stdout += *rep.ResultLine + "\n"
+		stdout.AddLine(proc.Line{Text: *rep.ResultLine, Complete: true})
 	}
-	return ParseOutput(stdout)
+	if !stdout.Truncated {
+		return ParseOutput(stdout.String())
+	}
+	// More was printed than the output may hold: only a JSON line can
+	// still be the output (rule 3 of ParseOutput).
+	found := past.value
+	if found == nil {
+		found = lastJSONValueLine(stdout.String())
+	}
+	if found == nil || string(found) == "{}" {
+		return nil, proc.OutputLimitError(int64(stdout.Len()), maxOutput, true)
+	}
+	return found, nil
+}
+
+// lastJSONLine follows the lines a step printed past what its capture
+// keeps, for the last one that is a JSON value.
+type lastJSONLine struct{ value json.RawMessage }
+
+func (l *lastJSONLine) watch(line proc.Line) {
+	if line.Cut() {
+		return // too long to be the output anyway
+	}
+	if v := jsonValueLine(line.Text); v != nil {
+		l.value = v
+	}
+}
+
+// jsonValueLine is the trimmed line as canonical JSON, or nil if it is not
+// a JSON value.
+func jsonValueLine(line string) json.RawMessage {
+	line = strings.TrimSpace(line)
+	if line == "" || !strings.ContainsRune(`{["-0123456789tfn`, rune(line[0])) {
+		return nil // cannot start a JSON value: skip the parse
+	}
+	v, err := api.Canonicalize([]byte(line))
+	if err != nil {
+		return nil
+	}
+	return v
+}
+
+// lastJSONValueLine is the last line of text that is a JSON value, or nil.
+func lastJSONValueLine(text string) json.RawMessage {
+	lines := strings.Split(strings.TrimSpace(text), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if v := jsonValueLine(lines[i]); v != nil {
+			return v
+		}
+	}
+	return nil
 }
 
 // CheckStep implements api.StepChecker: it compiles the code without running
@@ -229,18 +289,7 @@ func ParseOutput(stdout string) (json.RawMessage, error) {
 	if v, err := api.Canonicalize([]byte(text)); err == nil {
 		return v, nil
 	}
-	lines := strings.Split(text, "\n")
-	var found json.RawMessage
-	for i := len(lines) - 1; i >= 0; i-- {
-		line := strings.TrimSpace(lines[i])
-		if line == "" {
-			continue
-		}
-		if v, err := api.Canonicalize([]byte(line)); err == nil {
-			found = v
-			break
-		}
-	}
+	found := lastJSONValueLine(text)
 	if found == nil || string(found) == "{}" {
 		return api.MarshalCanonical(map[string]any{"output": text, "raw": true})
 	}

@@ -11,12 +11,22 @@
 // inputs, outputResult and process, plus require/module/exports. Globals a
 // step adds or replaces are put back afterwards, and timers it leaves
 // pending are cancelled.
+//
+// No process a step started outlives the step: before replying, the worker
+// kills what is left. Under the sandbox the worker is PID 1 of its own PID
+// namespace, so that is kill(-1, SIGKILL); orphans adopted by the worker
+// become zombies that Node cannot reap, so a step that leaves any makes the
+// worker ask the host to retire it ({"retire": ...}). Without the sandbox
+// the worker kills its children and its process group after a step that
+// used child_process; a process that left the group (setsid) and lost its
+// parent escapes that.
 'use strict';
 
 const fs = require('fs');
 const net = require('net');
 const path = require('path');
 const vm = require('vm');
+const childProcess = require('child_process');
 const { createRequire } = require('module');
 
 const REPLY_FD = 4;
@@ -35,6 +45,104 @@ function writeAllSync(fd, text) {
 
 function reply(obj) {
   writeAllSync(REPLY_FD, JSON.stringify(obj) + '\n');
+}
+
+// Processes a step leaves behind. What the clean-up uses is bound now, so a
+// step that replaces process.kill or fs functions does not change it.
+const WORKER_PID = process.pid;
+const killPid = process.kill.bind(process);
+const { readdirSync, readFileSync, readlinkSync } = fs;
+let maySpawn = false; // without a PID namespace: the step used child_process
+
+// Note every way child_process starts a process (only needed without a PID
+// namespace, where looking for leftovers costs a scan of /proc).
+if (WORKER_PID !== 1) {
+  for (const name of ['spawn', 'spawnSync', 'exec', 'execSync', 'execFile', 'execFileSync', 'fork']) {
+    const fn = childProcess[name];
+    childProcess[name] = function (...args) {
+      maySpawn = true;
+      return fn.apply(this, args);
+    };
+  }
+  const spawnMethod = childProcess.ChildProcess.prototype.spawn;
+  childProcess.ChildProcess.prototype.spawn = function (...args) {
+    maySpawn = true;
+    return spawnMethod.apply(this, args);
+  };
+}
+
+const pause = (ms) => new Promise((resolve) => original.setTimeout(resolve, ms));
+
+// procStat is [state, ppid, pgrp] of a process, or null if it is gone.
+function procStat(pid) {
+  let stat;
+  try {
+    stat = readFileSync('/proc/' + pid + '/stat', 'latin1');
+  } catch (_) {
+    return null;
+  }
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return [f[0], Number(f[1]), Number(f[2])];
+}
+
+// otherProcesses lists the processes /proc shows, other than the worker,
+// for which keep(state, ppid, pgrp) is true.
+function otherProcesses(keep) {
+  const out = [];
+  for (const name of readdirSync('/proc')) {
+    const pid = Number(name);
+    if (!Number.isInteger(pid) || pid === WORKER_PID) continue;
+    const st = procStat(pid);
+    if (st && keep(st[0], st[1], st[2])) out.push({ pid, zombie: st[0] === 'Z' });
+  }
+  return out;
+}
+
+function ownProc() {
+  try {
+    return readlinkSync('/proc/self') === String(WORKER_PID);
+  } catch (_) {
+    return false;
+  }
+}
+
+// endProcesses kills every process the step left behind. It resolves to
+// null when none is left, else to why the worker should be retired.
+async function endProcesses() {
+  const deadline = Date.now() + 2000;
+  if (WORKER_PID === 1) {
+    const procIsOurs = ownProc(); // /proc of this PID namespace
+    for (;;) {
+      try {
+        killPid(-1, 'SIGKILL'); // every other process of the namespace
+      } catch (err) {
+        if (err.code === 'ESRCH') return null; // none: the usual case
+      }
+      await pause(5); // Node reaps the children it started
+      if (procIsOurs) {
+        const left = otherProcesses(() => true);
+        if (left.length === 0) return null;
+        if (left.every((p) => p.zombie)) {
+          return left.length + ' processes the step left behind were adopted by the worker, which cannot reap them';
+        }
+      }
+      if (Date.now() > deadline) return 'processes the step started could not be ended';
+    }
+  }
+  if (!maySpawn) return null;
+  maySpawn = false;
+  const own = procStat(WORKER_PID);
+  const leadsGroup = own !== null && own[2] === WORKER_PID;
+  for (;;) {
+    const left = otherProcesses((state, ppid, pgrp) => ppid === WORKER_PID || (leadsGroup && pgrp === WORKER_PID));
+    const alive = left.filter((p) => !p.zombie);
+    for (const p of alive) {
+      try { killPid(p.pid, 'SIGKILL'); } catch (_) { /* gone */ }
+    }
+    if (left.length === 0) return null;
+    await pause(5); // Node reaps the children it started; init the others
+    if (Date.now() > deadline) return 'processes the step started could not be ended';
+  }
 }
 
 const PARAMS = ['exports', 'require', 'module', '__filename', '__dirname', 'inputs', 'outputResult', 'process'];
@@ -228,6 +336,12 @@ async function runStep(req) {
     let result = await Promise.race([req.has_inputs ? run(inputs) : run(), failure]);
     if (result === undefined || result === null) result = {};
     const line = typeof result === 'object' ? JSON.stringify(result) : JSON.stringify({ value: result });
+    // A result line past the output limit is refused here rather than sent.
+    const max = req.max_output || 0;
+    if (max > 0 && line !== undefined && line.length * 3 > max) {
+      const size = Buffer.byteLength(line, 'utf8');
+      if (size > max) return { ok: false, limit: 'output', size, message: 'output limit exceeded', line: 0 };
+    }
     return { ok: true, result_line: line === undefined ? 'undefined' : line };
   } catch (err) {
     if (err instanceof ExitCalled && Number(err.code) === 0) {
@@ -266,8 +380,15 @@ async function handle(req) {
   } catch (err) {
     result = { ok: false, message: 'step setup failed: ' + describe(err), line: 0 };
   }
+  let retire = null;
+  try {
+    retire = await endProcesses();
+  } catch (err) {
+    retire = 'ending the processes the step left failed: ' + describe(err);
+  }
   try { process.chdir(idleDir); } catch (_) { /* keep going */ }
   await endStreams(req.sentinel);
+  if (retire) reply({ retire });
   reply(result);
 }
 

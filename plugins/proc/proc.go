@@ -39,6 +39,22 @@ type SpawnInfo struct {
 	// that mounts TempDir must have the key include it.
 	Workdir string
 	TempDir string
+
+	// explain is where SetExplain leaves its function (set by Start).
+	explain *func(waitErr error) error
+}
+
+// SetExplain is for a SpawnFunc that can tell why a process it started
+// ended, for instance a sandbox that knows the process was killed for going
+// over its memory or CPU limit. It registers explain, which the runner
+// calls with the error of cmd.Wait before calling release; explain returns
+// an *api.LimitError for a limit it recognises and waitErr otherwise. A
+// SpawnFunc calls it before it returns; one that does not leaves exits
+// unexplained.
+func (i SpawnInfo) SetExplain(explain func(waitErr error) error) {
+	if i.explain != nil {
+		*i.explain = explain
+	}
 }
 
 // Purposes of a spawned process.
@@ -74,11 +90,14 @@ func (f InsideFunc) Inside(info SpawnInfo, hostPath string) string {
 func StartDirect(cmd *exec.Cmd, _ SpawnInfo) (func(), error) { return nil, cmd.Start() }
 
 // Start prepares cmd's process attributes and starts it through spawn (nil
-// means StartDirect). The returned release is never nil.
-func Start(spawn SpawnFunc, cmd *exec.Cmd, info SpawnInfo) (release func(), err error) {
+// means StartDirect). The returned release and explain are never nil:
+// explain (see SpawnInfo.SetExplain) turns the error of cmd.Wait into the
+// limit the process hit, when spawn can tell; call it before release.
+func Start(spawn SpawnFunc, cmd *exec.Cmd, info SpawnInfo) (release func(), explain func(waitErr error) error, err error) {
 	if spawn == nil {
 		spawn = StartDirect
 	}
+	info.explain = &explain
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
@@ -94,10 +113,15 @@ func Start(spawn SpawnFunc, cmd *exec.Cmd, info SpawnInfo) (release func(), err 
 	}
 	if err != nil {
 		release()
-		return func() {}, err
+		return func() {}, unexplained, err
 	}
-	return release, nil
+	if explain == nil {
+		explain = unexplained
+	}
+	return release, explain, nil
 }
+
+func unexplained(waitErr error) error { return waitErr }
 
 // KillGroup kills the process group led by cmd's process: the interpreter
 // and everything the step started from it. It is safe to call more than once

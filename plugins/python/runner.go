@@ -139,6 +139,8 @@ type reply struct {
 	Message string `json:"message"` // on failure
 	Line    int    `json:"line"`    // workflow-file line (code line if CodeLine is 0)
 	Trace   string `json:"trace"`
+	Limit   string `json:"limit"` // on failure: "output" when the result was larger than max_output
+	Size    int64  `json:"size"`  // ... and its size in bytes
 }
 
 // Run implements api.Runner.
@@ -164,6 +166,9 @@ func (r *Runner) Run(ctx context.Context, req *api.StepRequest, host api.Host) (
 	rep, err := r.exchange(ctx, req, build, host)
 	if err != nil {
 		return nil, err
+	}
+	if !rep.OK && rep.Limit == "output" {
+		return nil, proc.OutputLimitError(rep.Size, proc.MaxOutput(req.Grant), false)
 	}
 	if !rep.OK {
 		return nil, stepError(req, rep)

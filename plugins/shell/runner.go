@@ -33,6 +33,7 @@ package shell
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -41,6 +42,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hwe-run/hwe/host/api"
@@ -140,10 +142,24 @@ func (r *Runner) Run(ctx context.Context, req *api.StepRequest, host api.Host) (
 		return nil, err
 	}
 	if res.state.Success() {
-		return ParseOutput(res.stdout, res.stderr)
+		return res.output(proc.MaxOutput(req.Grant))
 	}
-	if ws, ok := res.state.Sys().(interface{ Signaled() bool }); ok && ws.Signaled() {
-		return nil, &api.RunnerExitedError{Runner: "shell", Reason: res.state.String()}
+	// A limit the sandbox enforces (memory, CPU time) is what stopped it.
+	var limit *api.LimitError
+	if errors.As(res.explained, &limit) {
+		return nil, limit
+	}
+	if ws, ok := res.state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		hint, own := stepSignals[ws.Signal()]
+		if !own {
+			// Killed from outside (SIGKILL, SIGTERM): not the step's doing.
+			return nil, &api.RunnerExitedError{Runner: "shell", Reason: res.state.String()}
+		}
+		// Each step has a bash of its own: bash crashing is the step failing.
+		return nil, &api.StepError{
+			Message: fmt.Sprintf("Shell script failed in step '%s': bash killed by signal: %s%s", req.Step, ws.Signal(), hint),
+			Trace:   res.stderr,
+		}
 	}
 	msg := strings.TrimRight(res.stderr, "\n")
 	if strings.TrimSpace(msg) == "" {
@@ -154,6 +170,22 @@ func (r *Runner) Run(ctx context.Context, req *api.StepRequest, host api.Host) (
 		e.File, e.Line = req.WorkflowFile, req.CodeLine+line-1
 	}
 	return nil, e
+}
+
+// stepSignals are the signals a process gets for what it did itself (a
+// fault, abort(), a system call the sandbox refuses, a limit it went over),
+// with a hint at the likely cause. Bash dying of one is the step failing;
+// any other signal came from outside.
+var stepSignals = map[syscall.Signal]string{
+	syscall.SIGSEGV: " (stack overflow?)",
+	syscall.SIGBUS:  "",
+	syscall.SIGILL:  "",
+	syscall.SIGFPE:  "",
+	syscall.SIGABRT: "",
+	syscall.SIGTRAP: "",
+	syscall.SIGSYS:  " (a system call the sandbox refuses)",
+	syscall.SIGXCPU: " (CPU time limit)",
+	syscall.SIGXFSZ: " (file size limit)",
 }
 
 // CheckStep implements api.StepChecker: bash -n parses the code without
@@ -183,8 +215,50 @@ func (r *Runner) CheckStep(ctx context.Context, req *api.StepRequest) []string {
 
 type result struct {
 	state          *os.ProcessState
+	explained      error // the wait error, as the SpawnFunc explains it (a limit it recognised)
 	stdout, stderr string
-	trapLines      []int // lines the ERR trap reported, in order
+	// The streams were longer than the output limit (only their start is
+	// in stdout and stderr).
+	stdoutCut, stderrCut bool
+	// Past the kept stdout: the first line that looks like a JSON object
+	// (jsonLine when it is one, or tooBig, its size, when it was too long
+	// to keep).
+	jsonLine  json.RawMessage
+	tooBig    int64
+	trapLines []int // lines the ERR trap reported, in order
+}
+
+// output is the output of a step that succeeded: ParseOutput's rule, with
+// the output limit applied to what did not fit in memory.
+func (res *result) output(maxOutput int64) (json.RawMessage, error) {
+	if v := firstObjectLine(res.stdout); v != nil {
+		return v, nil
+	}
+	switch {
+	case res.jsonLine != nil:
+		return res.jsonLine, nil
+	case res.tooBig > 0:
+		return nil, proc.OutputLimitError(res.tooBig, maxOutput, false)
+	case res.stdoutCut || res.stderrCut:
+		// The fallback output holds both streams: too big.
+		return nil, proc.OutputLimitError(int64(len(res.stdout)+len(res.stderr)), maxOutput, true)
+	}
+	return ParseOutput(res.stdout, res.stderr)
+}
+
+// watchOverflow follows the stdout lines that did not fit in the capture,
+// for the first one that looks like a JSON object.
+func (res *result) watchOverflow(l proc.Line) {
+	if res.jsonLine != nil || res.tooBig > 0 || !l.LooksLikeObject() {
+		return
+	}
+	if l.Cut() {
+		res.tooBig = l.Size()
+		return
+	}
+	if v, err := api.Canonicalize([]byte(strings.TrimSpace(l.Text))); err == nil {
+		res.jsonLine = v
+	}
 }
 
 // execute runs the step in dir (own, its private folder, or the run's
@@ -246,7 +320,7 @@ func (r *Runner) execute(ctx context.Context, req *api.StepRequest, dir, own str
 	cmd.ExtraFiles = make([]*os.File, lineFD-2) // fd 3..8 closed, fd 9 = line reports
 	cmd.ExtraFiles[lineFD-3] = lineW
 
-	release, err := proc.Start(r.opts.Spawn, cmd, info)
+	release, explain, err := proc.Start(r.opts.Spawn, cmd, info)
 	if err != nil {
 		return nil, fmt.Errorf("runner shell: start bash: %w", err)
 	}
@@ -255,23 +329,28 @@ func (r *Runner) execute(ctx context.Context, req *api.StepRequest, dir, own str
 	_ = errW.Close()
 	_ = lineW.Close()
 
+	// The output is parsed from stdout (and, failing a JSON line, from both
+	// streams), so they are kept up to the output limit; lines are cut at
+	// that limit while they are read, and only their start is logged.
 	res := &result{}
-	var stdout, stderr proc.Capture
+	limit := int(proc.MaxOutput(req.Grant)) + 1
+	stdout := proc.Capture{Limit: limit, Overflow: res.watchOverflow}
+	stderr := proc.Capture{Limit: limit}
 	var lines []int
 	var readers sync.WaitGroup
 	readers.Add(3)
 	go func() {
 		defer readers.Done()
-		proc.ReadLines(outR, func(line string, complete bool) {
-			stdout.Add(line, complete)
-			log("stdout", line)
+		proc.ReadLinesMax(outR, stdout.LineLimit, func(l proc.Line) {
+			stdout.AddLine(l)
+			log("stdout", l.LogText())
 		})
 	}()
 	go func() {
 		defer readers.Done()
-		proc.ReadLines(errR, func(line string, complete bool) {
-			stderr.Add(line, complete)
-			log("stderr", line)
+		proc.ReadLinesMax(errR, stderr.LineLimit, func(l proc.Line) {
+			stderr.AddLine(l)
+			log("stderr", l.LogText())
 		})
 	}()
 	go func() {
@@ -287,7 +366,8 @@ func (r *Runner) execute(ctx context.Context, req *api.StepRequest, dir, own str
 	go func() { waited <- cmd.Wait() }()
 	var stopped error
 	select {
-	case <-waited:
+	case err := <-waited:
+		res.explained = explain(err) // before release
 	case <-ctx.Done():
 		proc.KillGroup(cmd)
 		<-waited
@@ -311,6 +391,7 @@ func (r *Runner) execute(ctx context.Context, req *api.StepRequest, dir, own str
 	}
 	res.state = cmd.ProcessState
 	res.stdout, res.stderr, res.trapLines = stdout.String(), stderr.String(), lines
+	res.stdoutCut, res.stderrCut = stdout.Truncated, stderr.Truncated
 	return res, nil
 }
 
@@ -377,20 +458,28 @@ func compact(doc json.RawMessage) string {
 // is JSON; otherwise {"exit_code":0,"stderr":…,"stdout":…} with both
 // streams trimmed.
 func ParseOutput(stdout, stderr string) (json.RawMessage, error) {
-	text := strings.TrimSpace(stdout)
-	for _, line := range strings.Split(text, "\n") {
-		line = strings.TrimSpace(line)
-		if strings.HasPrefix(line, "{") && strings.HasSuffix(line, "}") {
-			if v, err := api.Canonicalize([]byte(line)); err == nil {
-				return v, nil
-			}
-		}
+	if v := firstObjectLine(stdout); v != nil {
+		return v, nil
 	}
 	return api.MarshalCanonical(map[string]any{
 		"exit_code": 0,
 		"stderr":    strings.TrimSpace(stderr),
-		"stdout":    text,
+		"stdout":    strings.TrimSpace(stdout),
 	})
+}
+
+// firstObjectLine is the first line of stdout that, trimmed, starts with
+// "{", ends with "}" and is JSON, canonicalized; nil if there is none.
+func firstObjectLine(stdout string) json.RawMessage {
+	for line := range strings.SplitSeq(strings.TrimSpace(stdout), "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "{") && strings.HasSuffix(line, "}") {
+			if v, err := api.Canonicalize([]byte(line)); err == nil {
+				return v
+			}
+		}
+	}
+	return nil
 }
 
 // failingLine is the code line a failed step stopped at: the last line the

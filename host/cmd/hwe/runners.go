@@ -49,9 +49,20 @@ func builtinRunner(name string) api.Runner {
 
 // The OS sandbox around every interpreter process. HWE_SANDBOX=off in the
 // plugin's environment (from --sandbox=off) turns it into a scrubbed
-// environment and a private folder only.
+// environment and a private folder only. The sandbox also explains a
+// process's death: killed by the cgroup for its memory, or for its CPU
+// time, is the step's limit, not a runner crash.
 func sandboxSpawn(cmd *exec.Cmd, info proc.SpawnInfo) (func(), error) {
-	return sandbox.Start(cmd, sandbox.SpecForGrant(info.Grant, info.Workdir, info.TempDir))
+	sb, err := sandbox.Wrap(cmd, sandbox.SpecForGrant(info.Grant, info.Workdir, info.TempDir))
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		sb.Close()
+		return nil, err
+	}
+	info.SetExplain(sb.Explain)
+	return func() { sb.Close() }, nil
 }
 
 func sandboxKey(req *api.StepRequest) string {

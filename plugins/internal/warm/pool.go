@@ -339,8 +339,23 @@ func (p *Pool) Close() error {
 // sees it): req.TempDir, or else the worker's private folder (emptied after
 // the step). host gets the step's output lines and serves its host API
 // calls (nil: none). Do returns the worker's reply line and, with
-// captureStdout, everything the step printed on stdout.
+// captureStdout, what the step printed on stdout (up to the step's output
+// limit; see DoCapture for more control).
 func (p *Pool) Do(ctx context.Context, req *api.StepRequest, build func(dir string) map[string]any, host api.Host, captureStdout bool) (reply []byte, stdout string, err error) {
+	var c *proc.Capture
+	if captureStdout {
+		c = &proc.Capture{Limit: int(proc.MaxOutput(req.Grant)) + 1}
+	}
+	reply, err = p.DoCapture(ctx, req, build, host, c)
+	if c != nil {
+		stdout = c.String()
+	}
+	return reply, stdout, err
+}
+
+// DoCapture is Do with the step's stdout collected into stdout (nil: not
+// collected). The step's output limit is proc.MaxOutput(req.Grant).
+func (p *Pool) DoCapture(ctx context.Context, req *api.StepRequest, build func(dir string) map[string]any, host api.Host, stdout *proc.Capture) (reply []byte, err error) {
 	profile := proc.Profile(req.Grant)
 	if p.cfg.Key != nil {
 		profile = p.cfg.Key(req)
@@ -350,13 +365,13 @@ func (p *Pool) Do(ctx context.Context, req *api.StepRequest, build func(dir stri
 	fresh := req.Isolation == IsolationProcess
 	w, err := p.Acquire(ctx, key, info, fresh)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	dir := req.TempDir
 	if dir == "" {
 		dir = w.info.Workdir
 	}
-	reply, stdout, err = w.Exchange(ctx, build(p.cfg.Inside.Inside(w.info, dir)), host, captureStdout)
+	reply, err = w.Exchange(ctx, build(p.cfg.Inside.Inside(w.info, dir)), host, stdout, proc.MaxOutput(req.Grant))
 	reuse := err == nil && !fresh
 	if reuse && dir == w.info.Workdir {
 		if proc.EmptyDir(dir) != nil {
@@ -364,7 +379,7 @@ func (p *Pool) Do(ctx context.Context, req *api.StepRequest, build func(dir stri
 		}
 	}
 	p.Release(key, w, reuse)
-	return reply, stdout, err
+	return reply, err
 }
 
 // IsolationProcess is the StepRequest.Isolation value that asks for a fresh

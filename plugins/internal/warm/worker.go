@@ -32,6 +32,17 @@
 // fd 2 before it replies; the host waits for both sentinels, so every line a
 // step printed is attributed to that step and no other.
 //
+// Every request carries "max_output", the step's output limit in bytes: a
+// worker refuses a larger result itself (replying {"ok": false, "limit":
+// "output", "size": N}) instead of sending it. The host does not rely on
+// that: it keeps no line of fd 4 longer than a few times the limit, and a
+// worker that sends one is ended and its step fails with an output limit.
+//
+// After each step, before its reply, a worker ends every process the step
+// left behind. If something is left that it could not end, it sends
+// {"retire": "<why>"} first: the host then ends the worker after the step
+// instead of reusing it.
+//
 // Workers run one step at a time and belong to one pool key (tenant and
 // grant), see Pool.
 package warm
@@ -41,6 +52,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -68,13 +80,19 @@ type Worker struct {
 	info    proc.SpawnInfo // how it was started (Workdir: its private folder, removed when it ends)
 	release func()         // the SpawnFunc's clean-up, after the process is reaped
 
-	toWorker  *os.File    // our end of the worker's fd 3 (written only by the outbox)
-	outbox    *outbox     // lines waiting to be written to fd 3
-	replies   chan []byte // lines from the worker's fd 4
-	fromPipes []*os.File  // our read ends of fd 1, fd 2 and fd 4
+	toWorker  *os.File       // our end of the worker's fd 3 (written only by the outbox)
+	outbox    *outbox        // lines waiting to be written to fd 3
+	replies   chan replyLine // lines from the worker's fd 4
+	fromPipes []*os.File     // our read ends of fd 1, fd 2 and fd 4
 
 	exited     chan struct{} // closed once the process has been reaped
 	exitReason string        // set before exited is closed
+	exitErr    error         // the wait error, explained by the SpawnFunc (a limit it recognised); set before exited is closed
+	explain    func(waitErr error) error
+
+	// Limits of the lines read from the worker, set for each step.
+	replyLimit  atomic.Int64 // fd 4
+	stdoutLimit atomic.Int64 // fd 1 (more than a log line when the runner parses stdout)
 
 	readers sync.WaitGroup // stdout and stderr readers
 
@@ -88,6 +106,13 @@ type Worker struct {
 	idleSince time.Time   // when it was last returned to the pool
 }
 
+// replyLine is one line from fd 4; dropped > 0 means it was longer than
+// the reply limit and only its start is in data.
+type replyLine struct {
+	data    []byte
+	dropped int64
+}
+
 // stepOutput routes one step's stdout and stderr lines.
 type stepOutput struct {
 	sentinel   string
@@ -95,6 +120,18 @@ type stepOutput struct {
 	stdout     *proc.Capture // nil unless the runner parses stdout
 	stdoutDone chan struct{}
 	stderrDone chan struct{}
+}
+
+// minReplyLimit is the least a line from fd 4 may hold, whatever the output
+// limit: host calls (a KV value of up to 1 MiB, an HTTP body) travel there
+// too.
+const minReplyLimit = 8 << 20
+
+// replyLimitFor is the longest fd 4 line kept for a step whose output may
+// have maxOutput bytes: its reply holds the output encoded as JSON inside a
+// JSON string, which may take a few times its size.
+func replyLimitFor(maxOutput int64) int64 {
+	return max(3*maxOutput+1<<20, minReplyLimit)
 }
 
 // Start launches a worker from cmd (Path, Args and Env set by the caller)
@@ -130,14 +167,16 @@ func Start(ctx context.Context, runner string, spawn proc.SpawnFunc, cmd *exec.C
 		info:      info,
 		toWorker:  reqW,
 		outbox:    newOutbox(),
-		replies:   make(chan []byte, 1),
+		replies:   make(chan replyLine, 1),
 		fromPipes: []*os.File{outR, errR, repR},
 		exited:    make(chan struct{}),
 	}
 	info.Purpose = proc.PurposeWorker
 	w.info = info
 	cmd.Dir = info.Workdir
-	w.release, err = proc.Start(spawn, cmd, info)
+	w.replyLimit.Store(replyLimitFor(proc.DefaultMaxOutput))
+	w.stdoutLimit.Store(proc.MaxLineBytes)
+	w.release, w.explain, err = proc.Start(spawn, cmd, info)
 	closeAll(reqR, repW, outW, errW) // the child's ends
 	if err != nil {
 		closeAll(reqW, repR, outR, errR)
@@ -165,8 +204,8 @@ func (w *Worker) awaitReady(ctx context.Context) error {
 			<-w.exited
 			return w.startFailure()
 		}
-		if !bytes.Contains(line, []byte(`"ready"`)) {
-			return fmt.Errorf("%s worker: unexpected first message %q", w.runner, line)
+		if line.dropped > 0 || !bytes.Contains(line.data, []byte(`"ready"`)) {
+			return fmt.Errorf("%s worker: unexpected first message %.200q", w.runner, line.data)
 		}
 		return nil
 	case <-w.exited:
@@ -192,6 +231,7 @@ func (w *Worker) startFailure() error {
 func (w *Worker) wait() {
 	err := w.cmd.Wait()
 	w.exitReason = proc.ExitReason(w.cmd.ProcessState, err)
+	w.exitErr = w.explain(err) // before release: a sandbox explains from what release removes
 	proc.KillGroup(w.cmd)
 	w.release()
 	if w.info.Workdir != "" {
@@ -207,22 +247,27 @@ func (w *Worker) wait() {
 
 func (w *Worker) readReplies(r io.Reader) {
 	defer close(w.replies)
-	proc.ReadLines(r, func(line string, complete bool) {
-		if complete {
-			w.replies <- []byte(line)
+	limit := func() int { return int(w.replyLimit.Load()) }
+	proc.ReadLinesMax(r, limit, func(l proc.Line) {
+		if l.Complete || l.Cut() {
+			w.replies <- replyLine{data: []byte(l.Text), dropped: l.Dropped}
 		}
 	})
 }
 
 func (w *Worker) readStream(r io.Reader, stream string) {
 	defer w.readers.Done()
-	proc.ReadLines(r, func(line string, complete bool) {
+	limit := func() int { return proc.MaxLineBytes }
+	if stream == "stdout" {
+		limit = func() int { return int(w.stdoutLimit.Load()) }
+	}
+	proc.ReadLinesMax(r, limit, func(l proc.Line) {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		out := w.current
 		if out == nil {
 			if stream == "stderr" && w.startup.Len() < 64<<10 {
-				w.startup.WriteString(line + "\n")
+				w.startup.WriteString(l.LogText() + "\n")
 			}
 			return // printed between steps (a leftover thread or timer): nobody's
 		}
@@ -233,54 +278,77 @@ func (w *Worker) readStream(r io.Reader, stream string) {
 		if isClosed(done) {
 			return
 		}
-		if i := strings.Index(line, out.sentinel); i >= 0 {
+		if i := strings.Index(l.Text, out.sentinel); i >= 0 {
 			// The step's last line may have had no newline: the sentinel
 			// then shares its line.
 			if i > 0 {
-				out.deliver(stream, line[:i], false)
+				out.deliver(stream, proc.Line{Text: l.Text[:i]})
 			}
 			close(done)
 			return
 		}
-		out.deliver(stream, line, complete)
+		if l.Cut() && strings.HasSuffix(l.Tail, out.sentinel) {
+			// The same, for a last line too long to keep: what was kept
+			// is the step's, the sentinel is in the part dropped.
+			text, dropped := l.Text, l.Dropped-int64(len(out.sentinel))
+			if dropped < 0 { // the sentinel began in the part kept
+				text, dropped = text[:len(text)+int(dropped)], 0
+			}
+			out.deliver(stream, proc.Line{Text: text, Dropped: dropped})
+			close(done)
+			return
+		}
+		out.deliver(stream, l)
 	})
 }
 
-func (o *stepOutput) deliver(stream, line string, complete bool) {
+func (o *stepOutput) deliver(stream string, l proc.Line) {
 	if stream == "stdout" && o.stdout != nil {
-		o.stdout.Add(line, complete)
+		o.stdout.AddLine(l)
 	}
-	o.log(stream, line)
+	o.log(stream, l.LogText())
 }
 
 // Exchange is one step on this worker. request is the runner's request
-// object; Exchange adds the "sentinel" and "host_token" fields. host gets
-// every line the step prints and serves its host API calls (nil: lines go
-// nowhere and calls are refused). If captureStdout is set, stdout is also
-// returned whole.
+// object; Exchange adds the "sentinel", "host_token" and "max_output"
+// fields. host gets every line the step prints and serves its host API
+// calls (nil: lines go nowhere and calls are refused). stdout, if not nil,
+// also collects what the step prints on stdout, for runners that parse
+// their output from it. maxOutput is the step's output limit in bytes.
 //
-// The error is a *api.RunnerExitedError if the worker died, or wraps
-// ctx.Err() if ctx ended first (the worker is then killed). Either way the
+// The error is an *api.LimitError if the step went over a limit the worker
+// or its sandbox enforces (the worker was killed for its memory or CPU
+// time, or it sent a reply far larger than maxOutput), a
+// *api.RunnerExitedError if the worker died otherwise, or wraps ctx.Err()
+// if ctx ended first (the worker is then killed). In all these cases the
 // worker must not be reused, and Broken reports true.
-func (w *Worker) Exchange(ctx context.Context, request map[string]any, host api.Host, captureStdout bool) (reply []byte, stdout string, err error) {
+func (w *Worker) Exchange(ctx context.Context, request map[string]any, host api.Host, stdout *proc.Capture, maxOutput int64) (reply []byte, err error) {
 	if host == nil {
 		host = api.NopHost{}
+	}
+	if maxOutput <= 0 {
+		maxOutput = proc.DefaultMaxOutput
 	}
 	out := &stepOutput{
 		sentinel:   "\x1ehwe-step-end-" + randomHex(12) + "\x1e",
 		log:        host.Log,
+		stdout:     stdout,
 		stdoutDone: make(chan struct{}),
 		stderrDone: make(chan struct{}),
-	}
-	if captureStdout {
-		out.stdout = &proc.Capture{}
 	}
 	calls := newCallServer(ctx, w.outbox, host, randomHex(12))
 	request["sentinel"] = out.sentinel
 	request["host_token"] = calls.token
+	request["max_output"] = maxOutput
 	line, err := marshalLine(request)
 	if err != nil {
-		return nil, "", err
+		return nil, err
+	}
+	w.replyLimit.Store(replyLimitFor(maxOutput))
+	if stdout != nil {
+		w.stdoutLimit.Store(int64(stdout.LineLimit()))
+	} else {
+		w.stdoutLimit.Store(proc.MaxLineBytes)
 	}
 
 	w.mu.Lock()
@@ -296,21 +364,32 @@ func (w *Worker) Exchange(ctx context.Context, request map[string]any, host api.
 	// must not stall a cancelled step.
 	sent := w.outbox.push(line)
 
-	reply, stopped := w.awaitReply(ctx, calls)
+	rl, stopped := w.awaitReply(ctx, calls, host)
 	// No answer is written after the step's reply: the next line the
 	// worker reads must be its next request.
 	if !calls.stop(drainTimeout) {
 		w.broken.Store(true)
 	}
 	if stopped != nil {
-		return nil, "", stopped
+		return nil, stopped
 	}
-	if reply == nil {
+	if rl == nil {
 		// The reply channel closed or the process ended mid-step.
 		w.broken.Store(true)
 		w.Kill()
 		<-w.exited
-		return nil, "", &api.RunnerExitedError{Runner: w.runner, Reason: w.exitReason}
+		var limit *api.LimitError
+		if errors.As(w.exitErr, &limit) {
+			return nil, limit
+		}
+		return nil, &api.RunnerExitedError{Runner: w.runner, Reason: w.exitReason}
+	}
+	if rl.dropped > 0 {
+		// Far more than any output the step may return: the worker is
+		// not keeping to the protocol (or the step tampered with it).
+		// Ending it stops the flood at once.
+		w.Kill()
+		return nil, proc.OutputLimitError(int64(len(rl.data))+rl.dropped, maxOutput, rl.dropped > 0)
 	}
 
 	// The reply is in; collect the step's last lines.
@@ -333,28 +412,32 @@ func (w *Worker) Exchange(ctx context.Context, request map[string]any, host api.
 	if sent.failed() {
 		w.broken.Store(true)
 	}
+	// The readers are done with the capture once both sentinels are in; if
+	// they are not, hold the lock while the runner's copy is taken.
 	w.mu.Lock()
-	if out.stdout != nil {
-		stdout = out.stdout.String()
-	}
+	w.current = nil
 	w.mu.Unlock()
-	return reply, stdout, nil
+	return rl.data, nil
 }
 
 // awaitReply serves the step's host API calls until its reply arrives. It
 // returns a nil reply if the worker died first, and an error if ctx ended
-// first (the worker is then killed).
-func (w *Worker) awaitReply(ctx context.Context, calls *callServer) (reply []byte, stopped error) {
+// first (the worker is then killed). A worker's request to be retired
+// marks it broken and goes to the step's log.
+func (w *Worker) awaitReply(ctx context.Context, calls *callServer, host api.Host) (reply *replyLine, stopped error) {
 	for {
 		select {
 		case line, ok := <-w.replies:
 			if !ok {
 				return nil, nil
 			}
-			if calls.handle(line) {
+			if line.dropped == 0 && calls.handle(line.data) {
 				continue
 			}
-			return line, nil
+			if line.dropped == 0 && w.retireRequest(line.data, host) {
+				continue
+			}
+			return &line, nil
 		case <-w.exited:
 			// It may have replied just before it ended: take the reply if
 			// the reader has it (the pipe reaches EOF once the group is gone).
@@ -365,10 +448,10 @@ func (w *Worker) awaitReply(ctx context.Context, calls *callServer) (reply []byt
 					if !ok {
 						return nil, nil
 					}
-					if isHostCall(line) {
+					if line.dropped == 0 && (isHostCall(line.data) || w.retireRequest(line.data, host)) {
 						continue // too late to answer
 					}
-					return line, nil
+					return &line, nil
 				case <-deadline:
 					return nil, nil
 				}
@@ -384,6 +467,24 @@ func (w *Worker) awaitReply(ctx context.Context, calls *callServer) (reply []byt
 			return nil, fmt.Errorf("%s step stopped: %w", w.runner, ctx.Err())
 		}
 	}
+}
+
+// retirePrefix starts a worker's request to be retired after this step.
+var retirePrefix = []byte(`{"retire":`)
+
+// retireRequest handles line if it is a request to be retired and reports
+// whether it was one.
+func (w *Worker) retireRequest(line []byte, host api.Host) bool {
+	if !bytes.HasPrefix(line, retirePrefix) {
+		return false
+	}
+	w.broken.Store(true)
+	var msg struct {
+		Retire string `json:"retire"`
+	}
+	_ = json.Unmarshal(line, &msg)
+	host.Log("log", fmt.Sprintf("hwe: the %s worker is not reused after this step: %.300s", w.runner, msg.Retire))
+	return true
 }
 
 // Broken reports whether the worker must be discarded.
