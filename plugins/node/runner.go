@@ -164,7 +164,7 @@ func (r *Runner) Run(ctx context.Context, req *api.StepRequest, host api.Host) (
 	// to the output limit; past it, only the last line that is JSON.
 	maxOutput := proc.MaxOutput(req.Grant)
 	var past lastJSONLine
-	stdout := &proc.Capture{Limit: int(maxOutput) + 1, Overflow: past.watch}
+	stdout := &proc.Capture{Limit: int(maxOutput) + 1, Overflow: past.watch, MayBeOutput: startsJSONValue}
 	raw, err := r.pool.DoCapture(ctx, req, build, host, stdout)
 	if err != nil {
 		return nil, err
@@ -211,11 +211,18 @@ func (l *lastJSONLine) watch(line proc.Line) {
 	}
 }
 
+// startsJSONValue reports whether a line that starts with start may be a
+// JSON value.
+func startsJSONValue(start []byte) bool {
+	c := proc.FirstNonSpace(start)
+	return c != 0 && strings.IndexByte(`{["-0123456789tfn`, c) >= 0
+}
+
 // jsonValueLine is the trimmed line as canonical JSON, or nil if it is not
 // a JSON value.
 func jsonValueLine(line string) json.RawMessage {
 	line = strings.TrimSpace(line)
-	if line == "" || !strings.ContainsRune(`{["-0123456789tfn`, rune(line[0])) {
+	if !startsJSONValue([]byte(line[:min(len(line), 1)])) {
 		return nil // cannot start a JSON value: skip the parse
 	}
 	v, err := api.Canonicalize([]byte(line))

@@ -2,6 +2,7 @@ package proc
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -45,11 +46,14 @@ func OutputLimitError(size, limit int64, atLeast bool) *api.LimitError {
 
 // Line is one line of a stream, as ReadLinesMax reads it.
 type Line struct {
-	Text     string // the line without its "\n": whole, or its first bytes if it was cut
-	Complete bool   // it ended with "\n" (false for a stream's last bytes)
-	// Dropped counts the bytes past the limit that were read and thrown
-	// away (0: Text is the whole line); Tail is then the line's last bytes
-	// (at most TailBytes), for a reader that must know how the line ended.
+	// Text is the line without its "\n"; of a line that was cut (see
+	// Dropped), only its first bytes, at most MaxLineBytes: enough for the
+	// log and to see how it starts.
+	Text     string
+	Complete bool // it ended with "\n" (false for a stream's last bytes)
+	// Dropped counts the bytes of a line longer than its limit that are not
+	// in Text (0: Text is the whole line); Tail is then the line's last
+	// bytes (at most TailBytes), for a reader that must know how it ended.
 	Dropped int64
 	Tail    string
 }
@@ -82,18 +86,18 @@ func ReadLines(r io.Reader, fn func(line string, complete bool)) {
 }
 
 // ReadLinesMax reads r until EOF or a read error and calls fn once per
-// line. Of a line longer than limit() bytes (nil: MaxLineBytes) only the
-// first limit() bytes are kept; the rest is read and dropped as it arrives,
-// so no line ever costs more memory than the limit. limit is asked again as
-// a line grows, so it may change between lines.
-func ReadLinesMax(r io.Reader, limit func() int, fn func(Line)) {
+// line. A line is kept whole if it has at most limit(start) bytes (never
+// less than MaxLineBytes), where start is its beginning (its first 64 KiB,
+// or all of it if shorter), so a reader may keep long lines only when they
+// start the way a line it needs does; limit nil means MaxLineBytes. Of a longer line only its start and
+// its tail are kept (see Line): the rest is read and dropped as it
+// arrives, so no line costs more memory than its limit.
+func ReadLinesMax(r io.Reader, limit func(start []byte) int, fn func(Line)) {
 	if limit == nil {
-		limit = func() int { return MaxLineBytes }
+		limit = func([]byte) int { return MaxLineBytes }
 	}
 	br := bufio.NewReaderSize(r, 64<<10)
-	var line []byte // the kept part of a line longer than one chunk
-	var dropped int64
-	var tail tailBuffer
+	var acc lineAccumulator
 	for {
 		chunk, err := br.ReadSlice('\n')
 		complete := err == nil
@@ -101,49 +105,88 @@ func ReadLinesMax(r io.Reader, limit func() int, fn func(Line)) {
 			chunk = chunk[:len(chunk)-1]
 		}
 		more := errors.Is(err, bufio.ErrBufferFull) // the line goes on
-		if !more && line == nil && dropped == 0 && len(chunk) <= limit() {
-			// The usual case: a whole line in one chunk.
+		if !more && !acc.started && len(chunk) <= MaxLineBytes {
+			// The usual case: a short line in one read.
 			if complete || len(chunk) > 0 {
 				fn(Line{Text: string(chunk), Complete: complete})
 			}
-			if err != nil {
-				return
-			}
-			continue
-		}
-		if room := limit() - len(line); dropped == 0 && room >= len(chunk) {
-			line = append(line, chunk...)
 		} else {
-			keep := 0
-			if dropped == 0 {
-				keep = max(0, min(room, len(chunk)))
-				line = append(line, chunk[:keep]...)
-				tail.write(line) // the tail starts at the line's kept end
+			if !acc.started {
+				acc.limit = limit(chunk)
 			}
-			dropped += int64(len(chunk) - keep)
-			tail.write(chunk[keep:])
-		}
-		if more {
-			continue
-		}
-		if complete || len(line) > 0 || dropped > 0 {
-			l := Line{Complete: complete, Dropped: dropped}
-			if len(line) > 0 {
-				// The buffer is this line's alone (a new one is made for
-				// the next), so the text needs no copy.
-				l.Text = unsafe.String(unsafe.SliceData(line), len(line))
+			acc.add(chunk)
+			if !more {
+				fn(acc.line(complete))
+				acc = lineAccumulator{}
 			}
-			if dropped > 0 {
-				l.Tail = tail.String()
-			}
-			fn(l)
 		}
-		if err != nil {
+		if err != nil && !more {
 			return
 		}
-		line, dropped = nil, 0
-		tail.reset()
 	}
+}
+
+// lineAccumulator gathers a line longer than one read. Its parts are kept
+// as they come rather than appended to one growing buffer, so a long line
+// costs its size and no garbage; past the limit only the start and the
+// tail are kept.
+type lineAccumulator struct {
+	started bool
+	limit   int
+	parts   [][]byte
+	size    int   // bytes in parts
+	dropped int64 // bytes past the limit, not kept
+	tail    tailBuffer
+}
+
+func (a *lineAccumulator) add(chunk []byte) {
+	a.started = true
+	if a.dropped == 0 && a.size+len(chunk) <= a.limit {
+		a.parts = append(a.parts, bytes.Clone(chunk))
+		a.size += len(chunk)
+		return
+	}
+	if a.dropped == 0 {
+		// Past the limit: from now on only the start and the tail count.
+		for _, p := range a.parts {
+			a.tail.write(p)
+		}
+		start := a.joined(MaxLineBytes)
+		a.dropped = int64(a.size - len(start))
+		keep := max(0, min(MaxLineBytes-len(start), len(chunk)))
+		start = append(start, chunk[:keep]...)
+		a.parts, a.size = [][]byte{start}, len(start)
+		a.dropped += int64(len(chunk) - keep)
+		a.tail.write(chunk)
+		return
+	}
+	a.dropped += int64(len(chunk))
+	a.tail.write(chunk)
+}
+
+// joined returns the first n bytes of the parts as one new buffer.
+func (a *lineAccumulator) joined(n int) []byte {
+	n = min(n, a.size)
+	buf := make([]byte, 0, n)
+	for _, p := range a.parts {
+		buf = append(buf, p[:min(len(p), n-len(buf))]...)
+		if len(buf) == n {
+			break
+		}
+	}
+	return buf
+}
+
+func (a *lineAccumulator) line(complete bool) Line {
+	l := Line{Complete: complete, Dropped: a.dropped}
+	if a.dropped > 0 {
+		l.Tail = a.tail.String()
+	}
+	if buf := a.joined(a.size); len(buf) > 0 {
+		// buf is this line's alone, so the text needs no copy.
+		l.Text = unsafe.String(unsafe.SliceData(buf), len(buf))
+	}
+	return l
 }
 
 // tailBuffer keeps the last TailBytes bytes written to it.
@@ -179,16 +222,22 @@ func cutUTF8(s string, n int) string {
 // result is parsed from what the step printed. What is kept is a prefix of
 // whole lines: the first line that does not fit (or that was cut while it
 // was read) ends the collection, and it and every line after it go to
-// Overflow instead.
+// Overflow instead. Lines are kept as they come (no copy) until String
+// joins them.
 type Capture struct {
 	Limit     int // bytes kept; 0 = DefaultCaptureLimit
-	buf       strings.Builder
+	lines     []string
+	size      int
 	Truncated bool
 
 	// Overflow, if set, gets every line that was not kept, so a runner can
 	// still find the line its output is in. Its Text may itself be cut
 	// (see Line).
 	Overflow func(Line)
+
+	// MayBeOutput, if set, tells from a line's start whether the runner
+	// could take its output from it (see LineLimit).
+	MayBeOutput func(start []byte) bool
 }
 
 // DefaultCaptureLimit bounds how much of a step's stdout or stderr is kept
@@ -208,11 +257,13 @@ func (c *Capture) AddLine(l Line) {
 		if l.Complete {
 			n++
 		}
-		if !l.Cut() && c.buf.Len()+n <= c.limit() {
-			c.buf.WriteString(l.Text)
+		if !l.Cut() && c.size+n <= c.limit() {
 			if l.Complete {
-				c.buf.WriteByte('\n')
+				c.lines = append(c.lines, l.Text, "\n")
+			} else {
+				c.lines = append(c.lines, l.Text)
 			}
+			c.size += n
 			return
 		}
 		c.Truncated = true
@@ -229,15 +280,39 @@ func (c *Capture) limit() int {
 	return c.Limit
 }
 
-// LineLimit is how long a line a reader should keep for this capture: a
-// longer one cannot be kept anyway.
-func (c *Capture) LineLimit() int { return max(c.limit(), MaxLineBytes) }
+// LineLimit is how much of a line that starts with start a reader should
+// keep for this capture (a limit for ReadLinesMax): what the capture still
+// has room for, or, when MayBeOutput says the line may hold the output, as
+// much as the capture holds in all. Past that the line is of use to nobody
+// but the log.
+func (c *Capture) LineLimit(start []byte) int {
+	room := 0
+	if !c.Truncated {
+		room = c.limit() - c.size
+	}
+	if c.MayBeOutput != nil && c.MayBeOutput(start) {
+		room = c.limit()
+	}
+	return max(room, MaxLineBytes)
+}
+
+// FirstNonSpace is the first byte of b that is not white space (0 if none).
+func FirstNonSpace(b []byte) byte {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\r', '\n', '\v', '\f':
+		default:
+			return c
+		}
+	}
+	return 0
+}
 
 // Len is how many bytes are kept.
-func (c *Capture) Len() int { return c.buf.Len() }
+func (c *Capture) Len() int { return c.size }
 
 // String returns the collected text.
-func (c *Capture) String() string { return c.buf.String() }
+func (c *Capture) String() string { return strings.Join(c.lines, "") }
 
 // trimmedEnds returns the first and last bytes of a line that are not
 // white space, looking at the kept text and, for a cut line, its tail.

@@ -158,10 +158,10 @@ func (r *Runner) Run(ctx context.Context, req *api.StepRequest, host api.Host) (
 		// Each step has a bash of its own: bash crashing is the step failing.
 		return nil, &api.StepError{
 			Message: fmt.Sprintf("Shell script failed in step '%s': bash killed by signal: %s%s", req.Step, ws.Signal(), hint),
-			Trace:   res.stderr,
+			Trace:   res.stderr.String(),
 		}
 	}
-	msg := strings.TrimRight(res.stderr, "\n")
+	msg := strings.TrimRight(res.stderr.String(), "\n")
 	if strings.TrimSpace(msg) == "" {
 		msg = res.state.String()
 	}
@@ -214,15 +214,13 @@ func (r *Runner) CheckStep(ctx context.Context, req *api.StepRequest) []string {
 }
 
 type result struct {
-	state          *os.ProcessState
-	explained      error // the wait error, as the SpawnFunc explains it (a limit it recognised)
-	stdout, stderr string
-	// The streams were longer than the output limit (only their start is
-	// in stdout and stderr).
-	stdoutCut, stderrCut bool
-	// Past the kept stdout: the first line that looks like a JSON object
-	// (jsonLine when it is one, or tooBig, its size, when it was too long
-	// to keep).
+	state     *os.ProcessState
+	explained error // the wait error, as the SpawnFunc explains it (a limit it recognised)
+	// The streams, kept up to the output limit (for the fallback output
+	// and the error message).
+	stdout, stderr *proc.Capture
+	// The first stdout line that looks like a JSON object: jsonLine when it
+	// is one, or tooBig, its size, when it was too long to keep.
 	jsonLine  json.RawMessage
 	tooBig    int64
 	trapLines []int // lines the ERR trap reported, in order
@@ -231,29 +229,26 @@ type result struct {
 // output is the output of a step that succeeded: ParseOutput's rule, with
 // the output limit applied to what did not fit in memory.
 func (res *result) output(maxOutput int64) (json.RawMessage, error) {
-	if v := firstObjectLine(res.stdout); v != nil {
-		return v, nil
-	}
 	switch {
 	case res.jsonLine != nil:
 		return res.jsonLine, nil
 	case res.tooBig > 0:
 		return nil, proc.OutputLimitError(res.tooBig, maxOutput, false)
-	case res.stdoutCut || res.stderrCut:
+	case res.stdout.Truncated || res.stderr.Truncated:
 		// The fallback output holds both streams: too big.
-		return nil, proc.OutputLimitError(int64(len(res.stdout)+len(res.stderr)), maxOutput, true)
+		return nil, proc.OutputLimitError(int64(res.stdout.Len()+res.stderr.Len()), maxOutput, true)
 	}
-	return ParseOutput(res.stdout, res.stderr)
+	return ParseOutput(res.stdout.String(), res.stderr.String())
 }
 
-// watchOverflow follows the stdout lines that did not fit in the capture,
-// for the first one that looks like a JSON object.
-func (res *result) watchOverflow(l proc.Line) {
+// watchStdout follows the step's stdout lines for the first one that is a
+// JSON object (ParseOutput's rule), kept or not.
+func (res *result) watchStdout(l proc.Line) {
 	if res.jsonLine != nil || res.tooBig > 0 || !l.LooksLikeObject() {
 		return
 	}
 	if l.Cut() {
-		res.tooBig = l.Size()
+		res.tooBig = l.Size() // the output, if it is JSON; too big either way
 		return
 	}
 	if v, err := api.Canonicalize([]byte(strings.TrimSpace(l.Text))); err == nil {
@@ -332,16 +327,17 @@ func (r *Runner) execute(ctx context.Context, req *api.StepRequest, dir, own str
 	// The output is parsed from stdout (and, failing a JSON line, from both
 	// streams), so they are kept up to the output limit; lines are cut at
 	// that limit while they are read, and only their start is logged.
-	res := &result{}
 	limit := int(proc.MaxOutput(req.Grant)) + 1
-	stdout := proc.Capture{Limit: limit, Overflow: res.watchOverflow}
-	stderr := proc.Capture{Limit: limit}
+	stdout := &proc.Capture{Limit: limit, MayBeOutput: func(start []byte) bool { return proc.FirstNonSpace(start) == '{' }}
+	stderr := &proc.Capture{Limit: limit}
+	res := &result{stdout: stdout, stderr: stderr}
 	var lines []int
 	var readers sync.WaitGroup
 	readers.Add(3)
 	go func() {
 		defer readers.Done()
 		proc.ReadLinesMax(outR, stdout.LineLimit, func(l proc.Line) {
+			res.watchStdout(l)
 			stdout.AddLine(l)
 			log("stdout", l.LogText())
 		})
@@ -390,8 +386,7 @@ func (r *Runner) execute(ctx context.Context, req *api.StepRequest, dir, own str
 		return nil, stopped
 	}
 	res.state = cmd.ProcessState
-	res.stdout, res.stderr, res.trapLines = stdout.String(), stderr.String(), lines
-	res.stdoutCut, res.stderrCut = stdout.Truncated, stderr.Truncated
+	res.trapLines = lines
 	return res, nil
 }
 
@@ -488,7 +483,7 @@ func failingLine(step string, res *result) int {
 	if n := len(res.trapLines); n > 0 {
 		return res.trapLines[n-1]
 	}
-	return bashErrorLine(step, res.stderr)
+	return bashErrorLine(step, res.stderr.String())
 }
 
 // bashErrorLine finds "<$0>: line N:" (or "<$0>: -c: line N:") in bash's

@@ -90,9 +90,7 @@ type Worker struct {
 	exitErr    error         // the wait error, explained by the SpawnFunc (a limit it recognised); set before exited is closed
 	explain    func(waitErr error) error
 
-	// Limits of the lines read from the worker, set for each step.
-	replyLimit  atomic.Int64 // fd 4
-	stdoutLimit atomic.Int64 // fd 1 (more than a log line when the runner parses stdout)
+	replyLimit atomic.Int64 // longest line kept from fd 4, set for each step
 
 	readers sync.WaitGroup // stdout and stderr readers
 
@@ -175,7 +173,6 @@ func Start(ctx context.Context, runner string, spawn proc.SpawnFunc, cmd *exec.C
 	w.info = info
 	cmd.Dir = info.Workdir
 	w.replyLimit.Store(replyLimitFor(proc.DefaultMaxOutput))
-	w.stdoutLimit.Store(proc.MaxLineBytes)
 	w.release, w.explain, err = proc.Start(spawn, cmd, info)
 	closeAll(reqR, repW, outW, errW) // the child's ends
 	if err != nil {
@@ -247,7 +244,7 @@ func (w *Worker) wait() {
 
 func (w *Worker) readReplies(r io.Reader) {
 	defer close(w.replies)
-	limit := func() int { return int(w.replyLimit.Load()) }
+	limit := func([]byte) int { return int(w.replyLimit.Load()) }
 	proc.ReadLinesMax(r, limit, func(l proc.Line) {
 		if l.Complete || l.Cut() {
 			w.replies <- replyLine{data: []byte(l.Text), dropped: l.Dropped}
@@ -257,9 +254,17 @@ func (w *Worker) readReplies(r io.Reader) {
 
 func (w *Worker) readStream(r io.Reader, stream string) {
 	defer w.readers.Done()
-	limit := func() int { return proc.MaxLineBytes }
+	var limit func([]byte) int // nil: a log line's
 	if stream == "stdout" {
-		limit = func() int { return int(w.stdoutLimit.Load()) }
+		// More than a log line if the step's runner parses its stdout.
+		limit = func(start []byte) int {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if w.current == nil || w.current.stdout == nil {
+				return proc.MaxLineBytes
+			}
+			return w.current.stdout.LineLimit(start)
+		}
 	}
 	proc.ReadLinesMax(r, limit, func(l proc.Line) {
 		w.mu.Lock()
@@ -345,11 +350,6 @@ func (w *Worker) Exchange(ctx context.Context, request map[string]any, host api.
 		return nil, err
 	}
 	w.replyLimit.Store(replyLimitFor(maxOutput))
-	if stdout != nil {
-		w.stdoutLimit.Store(int64(stdout.LineLimit()))
-	} else {
-		w.stdoutLimit.Store(proc.MaxLineBytes)
-	}
 
 	w.mu.Lock()
 	w.current = out
