@@ -14,6 +14,14 @@
 // asynchronously); a refused call rejects with hwe.DeniedError naming the
 // capability. The module is guest-sdks/javascript/hwe.js (documented
 // there); each step gets a fresh instance.
+//
+// Nothing a step starts outlives it: the worker kills what the step left
+// before replying (worker.js says how; without the sandbox's PID namespace
+// a process that left the worker's process group, with setsid, and lost
+// its parent escapes that). A result line larger than the grant's
+// max_output (proc.MaxOutput) fails with an output limit error before it
+// leaves the worker; of what the step prints, up to max_output is kept
+// for the output rules, and past that only the last JSON line.
 package node
 
 import (

@@ -15,7 +15,13 @@
 // fresh copy, connected to its own host through the worker protocol.
 //
 // Workers are kept per tenant and grant (see plugins/internal/warm), never
-// shared across tenants, and start with an empty environment.
+// shared across tenants, and start with an empty environment. Nothing a
+// step starts outlives it: copies of the worker made by os.fork() end when
+// run() returns in them, without a word to the host, and every process the
+// step left is killed before its reply (worker.py says how, with and
+// without the sandbox's PID namespace). A result larger than the grant's
+// max_output (proc.MaxOutput) fails with an output limit error before it
+// leaves the worker.
 package python
 
 import (

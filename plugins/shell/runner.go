@@ -28,6 +28,13 @@
 // also gets a private folder of its own (where hwe-host lives, hidden as
 // .hwe-bin and .hwe-host-*), which is also where it runs unless the engine
 // gave the run a TempDir.
+//
+// Limits: what the step prints is kept up to the grant's max_output
+// (proc.MaxOutput) and read line by line without holding more; a JSON
+// line too long to keep is an output limit error, as is a fallback output
+// that would hold more than that. A bash that dies of a fault (SIGSEGV,
+// deep recursion) fails the step; one killed for its memory or CPU time
+// fails it with the limit, when the spawn hook's sandbox can tell.
 package shell
 
 import (
