@@ -222,11 +222,13 @@ func cutUTF8(s string, n int) string {
 // result is parsed from what the step printed. What is kept is a prefix of
 // whole lines: the first line that does not fit (or that was cut while it
 // was read) ends the collection, and it and every line after it go to
-// Overflow instead. Lines are kept as they come (no copy) until String
-// joins them.
+// Overflow instead. Short lines are gathered in blocks and long ones kept
+// as they come (no copy) until String joins them, so the capture costs
+// about what it holds.
 type Capture struct {
 	Limit     int // bytes kept; 0 = DefaultCaptureLimit
-	lines     []string
+	parts     []string
+	block     []byte // short lines not yet in parts
 	size      int
 	Truncated bool
 
@@ -258,11 +260,7 @@ func (c *Capture) AddLine(l Line) {
 			n++
 		}
 		if !l.Cut() && c.size+n <= c.limit() {
-			if l.Complete {
-				c.lines = append(c.lines, l.Text, "\n")
-			} else {
-				c.lines = append(c.lines, l.Text)
-			}
+			c.keep(l.Text, l.Complete)
 			c.size += n
 			return
 		}
@@ -271,6 +269,39 @@ func (c *Capture) AddLine(l Line) {
 	if c.Overflow != nil {
 		c.Overflow(l)
 	}
+}
+
+// captureBlock is the size of the blocks short lines are gathered in.
+const captureBlock = 64 << 10
+
+func (c *Capture) keep(text string, complete bool) {
+	if len(text) >= captureBlock/4 {
+		// A long line is kept as it is: ReadLinesMax made it for us alone.
+		c.flush()
+		c.parts = append(c.parts, text)
+		if complete {
+			c.block = append(c.block, '\n')
+		}
+		return
+	}
+	if len(c.block)+len(text)+1 > cap(c.block) {
+		c.flush()
+		if cap(c.block) == 0 {
+			c.block = make([]byte, 0, captureBlock)
+		}
+	}
+	c.block = append(c.block, text...)
+	if complete {
+		c.block = append(c.block, '\n')
+	}
+}
+
+// flush moves the block of short lines into parts.
+func (c *Capture) flush() {
+	if len(c.block) > 0 {
+		c.parts = append(c.parts, string(c.block))
+	}
+	c.block = c.block[:0]
 }
 
 func (c *Capture) limit() int {
@@ -312,7 +343,15 @@ func FirstNonSpace(b []byte) byte {
 func (c *Capture) Len() int { return c.size }
 
 // String returns the collected text.
-func (c *Capture) String() string { return strings.Join(c.lines, "") }
+func (c *Capture) String() string {
+	var b strings.Builder
+	b.Grow(c.size)
+	for _, p := range c.parts {
+		b.WriteString(p)
+	}
+	b.Write(c.block)
+	return b.String()
+}
 
 // trimmedEnds returns the first and last bytes of a line that are not
 // white space, looking at the kept text and, for a cut line, its tail.

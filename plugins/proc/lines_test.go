@@ -148,3 +148,30 @@ func TestStartHandsBackTheExplanation(t *testing.T) {
 		t.Fatal("without an explanation the error must stay as it is")
 	}
 }
+
+// A flood of empty lines costs the capture what it holds, not a slice
+// entry per line.
+func TestCaptureOfShortLines(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	c := Capture{Limit: 4 << 20}
+	for range 8 << 20 {
+		c.Add("", true)
+	}
+	runtime.ReadMemStats(&after)
+	if c.Len() != 4<<20 || c.String() != strings.Repeat("\n", 4<<20) || !c.Truncated {
+		t.Fatalf("kept %d bytes", c.Len())
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 12<<20 {
+		t.Fatalf("4 MiB of empty lines allocated %d MiB", grew>>20)
+	}
+	long := strings.Repeat("L", 100<<10)
+	c = Capture{}
+	c.Add("a", true)
+	c.Add(long, true)
+	c.Add("b", false)
+	if c.String() != "a\n"+long+"\nb" || c.Len() != len(long)+4 {
+		t.Fatalf("%d bytes", c.Len())
+	}
+}
