@@ -385,11 +385,12 @@ func (w *Worker) Exchange(ctx context.Context, request map[string]any, host api.
 		return nil, &api.RunnerExitedError{Runner: w.runner, Reason: w.exitReason}
 	}
 	if rl.dropped > 0 {
-		// Far more than any output the step may return: the worker is
-		// not keeping to the protocol (or the step tampered with it).
-		// Ending it stops the flood at once.
+		// Far more than any output the step may return (or a host call
+		// larger than any the host accepts): the worker is not keeping to
+		// the protocol, or the step tampered with it. Ending it stops the
+		// flood at once.
 		w.Kill()
-		return nil, proc.OutputLimitError(int64(len(rl.data))+rl.dropped, maxOutput, rl.dropped > 0)
+		return nil, proc.OutputLimitError(int64(len(rl.data))+rl.dropped, maxOutput, true)
 	}
 
 	// The reply is in; collect the step's last lines.
@@ -412,11 +413,8 @@ func (w *Worker) Exchange(ctx context.Context, request map[string]any, host api.
 	if sent.failed() {
 		w.broken.Store(true)
 	}
-	// The readers are done with the capture once both sentinels are in; if
-	// they are not, hold the lock while the runner's copy is taken.
-	w.mu.Lock()
-	w.current = nil
-	w.mu.Unlock()
+	// Once Exchange has returned (w.current is reset first, under the
+	// lock), the readers no longer touch stdout: the runner may read it.
 	return rl.data, nil
 }
 
