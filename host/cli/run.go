@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -93,61 +94,31 @@ func (env *Env) run(c *ucli.Context) error {
 		opts.DefaultTimeout = c.Duration("timeout")
 	}
 	hostAPI.wire(&opts)
-	jsonOut := c.Bool("json")
-	progress := newProgress(env.Stderr, env.Getenv, c.Bool("quiet"))
-
+	rs := &runSession{env: env, reg: reg, opts: opts, history: history,
+		progress:    newProgress(env.Stderr, env.Getenv, c.Bool("quiet")),
+		concurrency: cfg.Int("concurrency"),
+		// the configured concurrency applies unless the flag or the workflow sets one
+		useConfigConcurrency: !c.IsSet("concurrency") && cfg.Values["concurrency"].Source != "default",
+	}
 	failed := 0
 	for i, file := range files {
 		if ctx.Err() != nil {
 			break
 		}
-		wf, problems := env.load(ctx, file, reg)
-		var res *engine.RunResult
-		if problems != nil {
-			for _, p := range problems {
-				fmt.Fprintln(env.Stderr, p.String())
+		if !c.Bool("json") && len(files) > 1 {
+			if i > 0 {
+				fmt.Fprintln(env.Stdout)
 			}
-			res = &engine.RunResult{Workflow: env.workflowName(file), File: file, Status: engine.StatusFailed,
-				Error: problems.Error(), Steps: []engine.StepResult{}}
-		} else {
-			if !jsonOut && len(files) > 1 {
-				if i > 0 {
-					fmt.Fprintln(env.Stdout)
-				}
-				fmt.Fprintf(env.Stdout, "=== Running workflow %d/%d: %s ===\n", i+1, len(files), filepath.Base(file))
-			}
-			o := opts
-			if !c.IsSet("concurrency") && wf.Concurrency == 0 && cfg.Values["concurrency"].Source != "default" {
-				o.Concurrency = cfg.Int("concurrency")
-			}
-			o.OnEvent = progress.event
-			progress.begin(wf)
-			var rec *recorder.Recorder
-			if history != nil {
-				if rec, err = recorder.Create(ctx, history, wf, recorder.Meta{Tenant: "local", Trigger: "cli", Origin: "cli"}); err != nil {
-					return fmt.Errorf("recording the run: %w", err)
-				}
-				o.RunID = rec.ID()
-				o.OnEvent = func(e engine.Event) { progress.event(e); rec.OnEvent(e) }
-			}
-			res = engine.Run(ctx, wf, o)
-			if rec != nil {
-				if err := rec.Err(); err != nil {
-					fmt.Fprintf(env.Stderr, "hwe: warning: the run history is incomplete: %v\n", err)
-				}
-				res.ID = rec.ID()
-			}
+			fmt.Fprintf(env.Stdout, "=== Running workflow %d/%d: %s ===\n", i+1, len(files), filepath.Base(file))
+		}
+		res, err := rs.runFile(ctx, file)
+		if err != nil {
+			return err
 		}
 		if res.Status != engine.StatusSucceeded {
 			failed++
-			if res.Status == engine.StatusCancelled {
-				res.Status = engine.StatusFailed // the CLI contract knows succeeded and failed
-			}
 		}
-		if history == nil {
-			res.ID = "" // `hwe run --json` has no run id unless history is kept
-		}
-		if jsonOut {
+		if c.Bool("json") {
 			if err := writeJSONLine(env.Stdout, res); err != nil {
 				return err
 			}
@@ -159,6 +130,58 @@ func (env *Env) run(c *ucli.Context) error {
 		return &exitError{code: 1}
 	}
 	return nil
+}
+
+// runSession is what every workflow of one `hwe run` shares.
+type runSession struct {
+	env                  *Env
+	reg                  *registry.Registry
+	opts                 engine.Options
+	history              *store.Store // nil: no run history kept
+	progress             *progress
+	concurrency          int
+	useConfigConcurrency bool
+}
+
+// runFile validates and runs one workflow file. A workflow that fails
+// validation is a failed result with no steps: nothing of it runs.
+func (rs *runSession) runFile(ctx context.Context, file string) (*engine.RunResult, error) {
+	env := rs.env
+	wf, problems := env.load(ctx, file, rs.reg)
+	if problems != nil {
+		for _, p := range problems {
+			fmt.Fprintln(env.Stderr, p.String())
+		}
+		return &engine.RunResult{Workflow: env.workflowName(file), File: file, Status: engine.StatusFailed,
+			Error: problems.Error(), Steps: []engine.StepResult{}}, nil
+	}
+	o := rs.opts
+	if rs.useConfigConcurrency && wf.Concurrency == 0 {
+		o.Concurrency = rs.concurrency
+	}
+	o.OnEvent = rs.progress.event
+	rs.progress.begin(wf)
+	var rec *recorder.Recorder
+	if rs.history != nil {
+		var err error
+		if rec, err = recorder.Create(ctx, rs.history, wf, recorder.Meta{Tenant: "local", Trigger: "cli", Origin: "cli"}); err != nil {
+			return nil, fmt.Errorf("recording the run: %w", err)
+		}
+		o.RunID = rec.ID()
+		o.OnEvent = func(e engine.Event) { rs.progress.event(e); rec.OnEvent(e) }
+	}
+	res := engine.Run(ctx, wf, o)
+	res.ID = "" // `hwe run --json` has no run id unless history is kept
+	if rec != nil {
+		if err := rec.Err(); err != nil {
+			fmt.Fprintf(env.Stderr, "hwe: warning: the run history is incomplete: %v\n", err)
+		}
+		res.ID = rec.ID()
+	}
+	if res.Status == engine.StatusCancelled {
+		res.Status = engine.StatusFailed // the CLI contract knows succeeded and failed
+	}
+	return res, nil
 }
 
 // load reads and validates one workflow, asking the runners to check its steps.
@@ -223,7 +246,7 @@ func (env *Env) workflowName(file string) string {
 }
 
 // writeJSONLine prints v as one compact JSON line without HTML escaping.
-func writeJSONLine(w interface{ Write([]byte) (int, error) }, v any) error {
+func writeJSONLine(w io.Writer, v any) error {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
