@@ -18,7 +18,7 @@ import (
 )
 
 // DefaultMaxOutput bounds a step's output when its grant sets no limit.
-const DefaultMaxOutput = 64 << 20
+const DefaultMaxOutput = 16 << 20 // the same default the runners apply while reading (plugins/proc)
 
 // NewRunID returns a random run id.
 func NewRunID() string {
