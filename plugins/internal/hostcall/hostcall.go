@@ -1,6 +1,7 @@
-// Package hostcall serves the host API calls that step code in a subprocess
-// sends as JSON: `import hwe` in Python and `require('hwe')` in JavaScript
-// (over the warm worker protocol) and the `hwe-host` command of shell steps.
+// Package hostcall serves the host API calls that step code sends as JSON:
+// `import hwe` in Python and `require('hwe')` in JavaScript (over the warm
+// worker protocol), the `hwe-host` command of shell steps and the hwe_v1_*
+// host functions of WASM guests.
 //
 // It only decodes a call, forwards it to the step's api.Host, which checks it
 // against the step's grant, and encodes the answer. Requests and answers have
@@ -53,38 +54,44 @@ func Quick(op string) bool { return op == OpLog || op == OpProgress }
 // Serve performs one call for step code and returns its answer. host nil
 // means no host API: every call but log and progress is refused.
 func Serve(ctx context.Context, host api.Host, op string, args json.RawMessage) map[string]any {
-	if host == nil {
-		host = api.NopHost{}
-	}
-	if len(args) == 0 || string(args) == "null" {
-		args = json.RawMessage("{}")
-	}
-	var result map[string]any
-	var err error
-	switch op {
-	case OpLog:
-		result, err = serveLog(host, args)
-	case OpProgress:
-		result, err = serveProgress(host, args)
-	case OpKVGet:
-		result, err = serveKVGet(ctx, host, args)
-	case OpKVPut:
-		result, err = serveKVPut(ctx, host, args)
-	case OpSecret:
-		result, err = serveSecret(ctx, host, args)
-	case OpHTTPFetch:
-		result, err = serveHTTPFetch(ctx, host, args)
-	default:
-		err = fmt.Errorf("unknown host API call %q", op)
-	}
+	result, err := Call(ctx, host, op, args)
 	if err != nil {
 		return ErrorAnswer(op, err)
 	}
 	return result
 }
 
-// ErrorAnswer is the answer to a call that failed with err.
-func ErrorAnswer(op string, err error) map[string]any {
+// Call performs one call like Serve but returns a failure as an error, so a
+// runner that wants to see it (the WASM runner remembers denials, to name
+// them if the step fails) can before encoding it with ErrorAnswer.
+func Call(ctx context.Context, host api.Host, op string, args json.RawMessage) (map[string]any, error) {
+	if host == nil {
+		host = api.NopHost{}
+	}
+	if len(args) == 0 || string(args) == "null" {
+		args = json.RawMessage("{}")
+	}
+	switch op {
+	case OpLog:
+		return serveLog(host, args)
+	case OpProgress:
+		return serveProgress(host, args)
+	case OpKVGet:
+		return serveKVGet(ctx, host, args)
+	case OpKVPut:
+		return serveKVPut(ctx, host, args)
+	case OpSecret:
+		return serveSecret(ctx, host, args)
+	case OpHTTPFetch:
+		return serveHTTPFetch(ctx, host, args)
+	}
+	return nil, fmt.Errorf("unknown host API call %q", op)
+}
+
+// ErrorAnswer is the answer to a call that failed with err. Unless the grant
+// refused it, the message starts with name, the call as step code knows it
+// (the op, or a WASM host function's name).
+func ErrorAnswer(name string, err error) map[string]any {
 	e := map[string]any{"message": err.Error()}
 	var denied *api.DeniedError
 	var limit *api.LimitError
@@ -93,9 +100,9 @@ func ErrorAnswer(op string, err error) map[string]any {
 		e["capability"] = denied.Capability
 	case errors.As(err, &limit):
 		e["limit"] = limit.Limit
-		e["message"] = op + ": " + err.Error()
+		e["message"] = name + ": " + err.Error()
 	default:
-		e["message"] = op + ": " + err.Error()
+		e["message"] = name + ": " + err.Error()
 	}
 	return map[string]any{"error": e}
 }
