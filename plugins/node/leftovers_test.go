@@ -75,7 +75,7 @@ func running(mark string) []string {
 }
 
 func TestProcessesEndWithTheirStep(t *testing.T) {
-	for name, opts := range map[string]Options{"plain": {}, "pid namespace": {Spawn: pidNamespaceSpawn}} {
+	for name, opts := range map[string]Options{"plain": {}, "pid namespace": {WorkerOptions: proc.WorkerOptions{Spawn: pidNamespaceSpawn}}} {
 		t.Run(name, func(t *testing.T) {
 			r := newRunner(t, opts)
 			mark := marker()
@@ -112,7 +112,11 @@ async function run() {
 // Orphans adopted by a worker that is PID 1 are zombies Node cannot reap:
 // the worker asks to be retired, and the next step gets a fresh one.
 func TestWorkerWithUnreapableOrphansIsRetired(t *testing.T) {
-	r := newRunner(t, Options{Spawn: pidNamespaceSpawn})
+	r := newRunner(t, Options{
+		WorkerOptions: proc.WorkerOptions{
+			Spawn: pidNamespaceSpawn,
+		},
+	})
 	code := `
 const { execSync } = require('child_process');
 function run() {

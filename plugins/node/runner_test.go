@@ -15,6 +15,7 @@ import (
 
 	"github.com/hwe-run/hwe/host/api"
 	"github.com/hwe-run/hwe/plugins/internal/steptest"
+	"github.com/hwe-run/hwe/plugins/proc"
 )
 
 var (
@@ -189,7 +190,12 @@ func TestRequireWorks(t *testing.T) {
 }
 
 func TestEachStepHasFreshGlobalsAndNoLeftoverTimers(t *testing.T) {
-	r := New(Options{PoolSize: 1, Spares: -1})
+	r := New(Options{
+		WorkerOptions: proc.WorkerOptions{
+			PoolSize: 1,
+			Spares:   -1,
+		},
+	})
 	defer r.Close()
 	first := "globalThis.leak = 1;\nsloppy = 2;\nconsole = { log() {} };\nsetTimeout(() => console.error('late timer'), 30);\nsetInterval(() => console.error('interval'), 10);\nfunction run() { return { pid: process.pid }; }\n"
 	a := mustRun(t, r, step("a", first, nil))
@@ -228,7 +234,12 @@ func TestUncaughtErrorInTimerFailsTheStep(t *testing.T) {
 }
 
 func TestProcessExit(t *testing.T) {
-	r := New(Options{PoolSize: 1, Spares: -1})
+	r := New(Options{
+		WorkerOptions: proc.WorkerOptions{
+			PoolSize: 1,
+			Spares:   -1,
+		},
+	})
 	defer r.Close()
 	got := mustRun(t, r, step("exit0", "function run() { console.log('{\"early\":true}'); process.exit(0); }", nil))
 	if got != `{"early":true}` {
@@ -365,7 +376,12 @@ func TestIsolationProcessUsesFreshWorker(t *testing.T) {
 }
 
 func TestTenantsNeverShareWorkers(t *testing.T) {
-	r := New(Options{PoolSize: 1, Spares: -1})
+	r := New(Options{
+		WorkerOptions: proc.WorkerOptions{
+			PoolSize: 1,
+			Spares:   -1,
+		},
+	})
 	defer r.Close()
 	code := "function run() { const seen = process.hweTenant || null; process.hweTenant = %q; return [seen]; }"
 	a := step("s", fmt.Sprintf(code, "a"), nil)

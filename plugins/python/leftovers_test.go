@@ -115,13 +115,17 @@ func TestProcessesEndWithTheirStep(t *testing.T) {
 }
 
 func TestProcessesEndWithTheirStepAsPIDOne(t *testing.T) {
-	checkNothingLeft(t, newRunner(t, Options{Spawn: pidNamespaceSpawn}), marker(t))
+	checkNothingLeft(t, newRunner(t, Options{
+		WorkerOptions: proc.WorkerOptions{
+			Spawn: pidNamespaceSpawn,
+		},
+	}), marker(t))
 }
 
 // A step that forks the worker: the copies finish run() too, and must end
 // there instead of answering for the worker (and for the next step).
 func TestForkedCopiesDoNotAnswerForTheWorker(t *testing.T) {
-	for name, opts := range map[string]Options{"plain": {}, "pid namespace": {Spawn: pidNamespaceSpawn}} {
+	for name, opts := range map[string]Options{"plain": {}, "pid namespace": {WorkerOptions: proc.WorkerOptions{Spawn: pidNamespaceSpawn}}} {
 		t.Run(name, func(t *testing.T) {
 			r := newRunner(t, opts)
 			h := steptest.NewHost()
@@ -199,7 +203,11 @@ func TestWorkerDeathExplainedBySpawnHook(t *testing.T) {
 		})
 		return nil, cmd.Start()
 	}
-	r := newRunner(t, Options{Spawn: spawn})
+	r := newRunner(t, Options{
+		WorkerOptions: proc.WorkerOptions{
+			Spawn: spawn,
+		},
+	})
 	start := time.Now()
 	_, err := r.Run(context.Background(), step("oom", "import os, signal\n\ndef run():\n    os.kill(os.getpid(), signal.SIGKILL)\n", nil), nil)
 	var limit *api.LimitError

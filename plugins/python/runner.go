@@ -56,30 +56,7 @@ type Options struct {
 	// ~100 ms per start) is never in the path of a step.
 	Interpreter string
 
-	// PoolSize is how many workers one tenant keeps alive; 0 = number of
-	// CPUs (at least 2). Spares is how many unused workers are kept started
-	// ahead of need (0 = 1, negative = none). IdleTimeout ends idle workers
-	// (0 = 5 minutes).
-	PoolSize    int
-	Spares      int
-	IdleTimeout time.Duration
-
-	// Spawn starts every worker process; nil starts it directly. This is
-	// the hook an OS sandbox wraps. WorkerKey is what, besides the tenant,
-	// a warm worker must share with every step it runs (nil = the grant's
-	// paths and limits); a sandbox that mounts the run's TempDir at start
-	// includes it. Inside maps host folders to the paths a sandboxed worker
-	// sees them at (nil = the same).
-	Spawn     proc.SpawnFunc
-	WorkerKey func(req *api.StepRequest) string
-	Inside    proc.InsideFunc
-
-	// PATH is the PATH steps see; "" = proc.DefaultPATH.
-	PATH string
-
-	// ScratchDir is where a step's private folder is made when the engine
-	// gives none; "" = the system temp folder.
-	ScratchDir string
+	proc.WorkerOptions
 }
 
 // Runner runs Python steps. It implements api.Runner, api.StepChecker and
@@ -98,17 +75,7 @@ type Runner struct {
 // New returns a Python runner. Nothing starts until the first step.
 func New(opts Options) *Runner {
 	r := &Runner{opts: opts, scratch: &proc.Scratch{Root: opts.ScratchDir}}
-	r.pool = warm.NewPool(warm.Config{
-		Runner:      api.LangPython,
-		NewCmd:      r.workerCmd,
-		Scratch:     r.scratch,
-		Key:         opts.WorkerKey,
-		Inside:      opts.Inside,
-		Spawn:       opts.Spawn,
-		MaxWorkers:  opts.PoolSize,
-		Spares:      opts.Spares,
-		IdleTimeout: opts.IdleTimeout,
-	})
+	r.pool = warm.NewPool(warm.ConfigFor(api.LangPython, r.workerCmd, r.scratch, opts.WorkerOptions))
 	return r
 }
 

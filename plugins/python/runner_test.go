@@ -223,7 +223,12 @@ func TestTopLevelSeesInputsAndMainName(t *testing.T) {
 }
 
 func TestEachStepHasFreshGlobals(t *testing.T) {
-	r := New(Options{PoolSize: 1, Spares: -1})
+	r := New(Options{
+		WorkerOptions: proc.WorkerOptions{
+			PoolSize: 1,
+			Spares:   -1,
+		},
+	})
 	defer r.Close()
 	mustRun(t, r, step("a", "LEFTOVER = 1\nimport sys\ndef run():\n    return 1\n", nil))
 	got := mustRun(t, r, step("b", "def run():\n    return 'LEFTOVER' in globals()\n", nil))
@@ -326,7 +331,11 @@ func TestHostEnvironmentDoesNotReachSteps(t *testing.T) {
 }
 
 func TestPrivateFolderWhenNoTempDir(t *testing.T) {
-	r := New(Options{ScratchDir: t.TempDir()})
+	r := New(Options{
+		WorkerOptions: proc.WorkerOptions{
+			ScratchDir: t.TempDir(),
+		},
+	})
 	code := "import os\ndef run():\n    before = os.listdir('.')\n    open('f.txt', 'w').write('x')\n    return {'cwd': os.getcwd(), 'home': os.environ['HOME'], 'before': before}\n"
 	var first, second struct {
 		Cwd, Home string
@@ -425,7 +434,12 @@ func TestIsolationProcessUsesFreshWorker(t *testing.T) {
 }
 
 func TestTenantsNeverShareWorkers(t *testing.T) {
-	r := New(Options{PoolSize: 1, Spares: -1})
+	r := New(Options{
+		WorkerOptions: proc.WorkerOptions{
+			PoolSize: 1,
+			Spares:   -1,
+		},
+	})
 	defer r.Close()
 	code := "import sys, os\ndef run():\n    seen = getattr(sys, 'hwe_tenant', None)\n    sys.hwe_tenant = %q\n    return [seen, os.getpid()]\n"
 	a := step("s", fmt.Sprintf(code, "a"), nil)
@@ -517,26 +531,28 @@ func TestSpawnHooks(t *testing.T) {
 	released := 0
 	mapped := t.TempDir()
 	r := New(Options{
-		Spares: -1,
-		Spawn: func(cmd *exec.Cmd, info proc.SpawnInfo) (func(), error) {
-			mu.Lock()
-			started = append(started, info)
-			mu.Unlock()
-			if cmd.Dir != info.Workdir || cmd.SysProcAttr == nil || !cmd.SysProcAttr.Setpgid {
-				return nil, fmt.Errorf("command not prepared: dir %q, attrs %+v", cmd.Dir, cmd.SysProcAttr)
-			}
-			return func() {
+		WorkerOptions: proc.WorkerOptions{
+			Spares: -1,
+			Spawn: func(cmd *exec.Cmd, info proc.SpawnInfo) (func(), error) {
 				mu.Lock()
-				released++
+				started = append(started, info)
 				mu.Unlock()
-			}, cmd.Start()
-		},
-		WorkerKey: func(req *api.StepRequest) string { return req.TempDir },
-		Inside: func(info proc.SpawnInfo, host string) string {
-			if host == info.TempDir {
-				return mapped
-			}
-			return host
+				if cmd.Dir != info.Workdir || cmd.SysProcAttr == nil || !cmd.SysProcAttr.Setpgid {
+					return nil, fmt.Errorf("command not prepared: dir %q, attrs %+v", cmd.Dir, cmd.SysProcAttr)
+				}
+				return func() {
+					mu.Lock()
+					released++
+					mu.Unlock()
+				}, cmd.Start()
+			},
+			WorkerKey: func(req *api.StepRequest) string { return req.TempDir },
+			Inside: func(info proc.SpawnInfo, host string) string {
+				if host == info.TempDir {
+					return mapped
+				}
+				return host
+			},
 		},
 	})
 	code := "import os\ndef run():\n    return [os.getcwd(), os.environ['HOME'], os.getpid()]\n"

@@ -35,11 +35,23 @@ const (
 func builtinRunner(name string) api.Runner {
 	switch name {
 	case "python":
-		return pythonrunner.New(pythonrunner.Options{Interpreter: os.Getenv(envPython),
-			Spawn: sandboxSpawn, WorkerKey: sandboxKey, Inside: sandboxInside})
+		return pythonrunner.New(pythonrunner.Options{
+			Interpreter: os.Getenv(envPython),
+			WorkerOptions: proc.WorkerOptions{
+				Spawn:     sandboxSpawn,
+				WorkerKey: sandboxKey,
+				Inside:    sandboxInside,
+			},
+		})
 	case "node":
-		return noderunner.New(noderunner.Options{Interpreter: os.Getenv(envNode),
-			Spawn: sandboxSpawn, WorkerKey: sandboxKey, Inside: sandboxInside})
+		return noderunner.New(noderunner.Options{
+			Interpreter: os.Getenv(envNode),
+			WorkerOptions: proc.WorkerOptions{
+				Spawn:     sandboxSpawn,
+				WorkerKey: sandboxKey,
+				Inside:    sandboxInside,
+			},
+		})
 	case "shell":
 		return shellrunner.New(shellrunner.Options{Bash: os.Getenv(envBash),
 			Spawn: sandboxSpawn, Inside: sandboxInside})

@@ -371,10 +371,22 @@ func TestHostAPISandboxed(t *testing.T) {
 	}
 	f := &fixture{server: newServer(t)}
 	f.runners = map[string]api.Runner{
-		api.LangPython: python.New(python.Options{Interpreter: needProgram(t, "/usr/bin/python3", "python3"),
-			Spawn: spawn, WorkerKey: key, Inside: inside}),
-		api.LangJavaScript: node.New(node.Options{Interpreter: needProgram(t, "/usr/bin/node", "node"),
-			Spawn: spawn, WorkerKey: key, Inside: inside}),
+		api.LangPython: python.New(python.Options{
+			Interpreter: needProgram(t, "/usr/bin/python3", "python3"),
+			WorkerOptions: proc.WorkerOptions{
+				Spawn:     spawn,
+				WorkerKey: key,
+				Inside:    inside,
+			},
+		}),
+		api.LangJavaScript: node.New(node.Options{
+			Interpreter: needProgram(t, "/usr/bin/node", "node"),
+			WorkerOptions: proc.WorkerOptions{
+				Spawn:     spawn,
+				WorkerKey: key,
+				Inside:    inside,
+			},
+		}),
 		api.LangShell: shell.New(shell.Options{Bash: needProgram(t, "/bin/bash", "bash"),
 			Spawn: spawn, Inside: inside}),
 	}

@@ -57,6 +57,15 @@ type Config struct {
 	StartTimeout time.Duration
 }
 
+// ConfigFor is the pool configuration of a runner from its WorkerOptions.
+func ConfigFor(runner string, newCmd func() (*exec.Cmd, error), scratch *proc.Scratch, o proc.WorkerOptions) Config {
+	return Config{
+		Runner: runner, NewCmd: newCmd, Scratch: scratch,
+		Key: o.WorkerKey, Inside: o.Inside, Spawn: o.Spawn,
+		MaxWorkers: o.PoolSize, Spares: o.Spares, IdleTimeout: o.IdleTimeout,
+	}
+}
+
 // Key separates workers that must never be shared: one tenant's worker
 // never runs another tenant's step, and a worker only runs steps with the
 // grant it was started for (a sandbox confines it at start).
